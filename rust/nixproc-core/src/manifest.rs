@@ -1,0 +1,66 @@
+//! The profile manifest (`nix-support/nixproc/manifest.json`): what the
+//! deploy engine reads to diff two profiles and to drive the backend.
+
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST_PATH: &str = "nix-support/nixproc/manifest.json";
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub version: u32,
+    pub process_manager: String,
+    /// In dependency order (dependencies first), as validated at build time.
+    pub instances: Vec<InstanceEntry>,
+}
+
+/// One deployed process instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceEntry {
+    /// The attribute name in the processes model (filled by the profile
+    /// builder; empty for a package built on its own).
+    #[serde(default)]
+    pub key: String,
+    /// The process name, unique within a profile.
+    pub name: String,
+    pub description: String,
+    /// Content digest of the package (see `package::revision`); equal
+    /// revisions mean "unchanged, do not touch".
+    #[serde(default)]
+    pub revision: String,
+    /// Names of the processes this one depends on.
+    pub dependencies: Vec<String>,
+    /// PID file the process writes or is tracked by, when known.
+    pub pid_file: Option<String>,
+    /// Where the process output goes, when nixproc decides it.
+    pub log_file: Option<String>,
+    /// The user the process runs as (after `forceDisableUserChange`).
+    pub user: Option<String>,
+    pub backend: Backend,
+}
+
+/// Backend-specific facts the activator needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Backend {
+    #[serde(rename_all = "camelCase")]
+    Sysvinit {
+        /// Relative path of the init script inside the profile.
+        script: String,
+        /// Runlevels with an `S` link.
+        start_runlevels: Vec<u32>,
+        sequence: u32,
+    },
+}
+
+impl Manifest {
+    pub fn empty(process_manager: &str) -> Self {
+        Manifest {
+            version: MANIFEST_VERSION,
+            process_manager: process_manager.to_string(),
+            instances: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The registry of primops. The plugin registers every entry under
+//! `builtins.<name>`; builder mode looks the same names up. Adding a backend
+//! means adding a line here, never touching C++.
+
+use crate::error::Result;
+use crate::value::Value;
+
+pub struct PrimOp {
+    /// Nix-visible name (`builtins.<name>`).
+    pub name: &'static str,
+    /// Markdown documentation shown by `nix repl :doc` on newer Nix.
+    pub doc: &'static str,
+    pub fun: fn(&Value) -> Result<Value>,
+}
+
+pub static PRIMOPS: &[PrimOp] = &[
+    PrimOp {
+        name: "createSystemVInitScript",
+        doc: "Generate an LSB init script package (files, rcN.d links, manifest entry) \
+              from nix-processmgmt's createSystemVInitScript parameters.",
+        fun: |v| crate::sysvinit::create_systemv_init_script(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "nixprocCheckModel",
+        doc: "Check a processes model (unique names, known dependencies, no cycles) and \
+              return its instance keys in dependency order.",
+        fun: crate::model::check_model,
+    },
+    PrimOp {
+        name: "nixprocEcho",
+        doc: "Return the argument unchanged (context recomputed per string). For tests of \
+              the value conversion.",
+        fun: |v| Ok(v.clone()),
+    },
+];
+
+/// Looks a primop up by name.
+pub fn find(name: &str) -> Option<&'static PrimOp> {
+    PRIMOPS.iter().find(|p| p.name == name)
+}
+
+/// Calls a primop by name; the error names the primop.
+pub fn call(name: &str, arg: &Value) -> std::result::Result<Value, String> {
+    let op = find(name).ok_or_else(|| format!("nixproc: unknown primop '{name}'"))?;
+    (op.fun)(arg).map_err(|e| format!("{name}: {e}"))
+}
