@@ -29,9 +29,6 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 fi
 
-log "apt-get update"
-apt-get update -qq
-
 PKGS=(
     # Nix itself, and what its headers need to compile a plugin
     nix-bin libboost-dev libgc-dev nlohmann-json3-dev pkg-config dpkg-dev
@@ -40,18 +37,25 @@ PKGS=(
     # tools the tests and examples use
     curl procps psmisc age zstd hyperfine
 )
-log "installing: ${PKGS[*]}"
-apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
-
-# Debian enables services on install; our tests run their own instances.
-for svc in nginx supervisor postgresql; do
-    (service "$svc" stop >/dev/null 2>&1 || true)
-done
+if dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -qv 'install ok installed' \
+    || [ "$(dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | wc -l)" != "${#PKGS[@]}" ]; then
+    log "apt-get update"
+    apt-get update -qq
+    log "installing: ${PKGS[*]}"
+    apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
+    # Debian starts services on install; the tests run their own instances.
+    for svc in nginx supervisor postgresql; do
+        (service "$svc" stop >/dev/null 2>&1 || true)
+    done
+else
+    log "Debian packages already installed"
+fi
 
 # 2. Nix headers from Debian's source package (byte-identical to upstream 2.8.0).
 NIX_VERSION=$(nix-instantiate --version | awk '{print $NF}')
 if [ ! -f "$NIX_INCLUDE_PREFIX/nix/eval.hh" ] || ! grep -qs "\"$NIX_VERSION\"" "$NIX_INCLUDE_PREFIX/nix/config.h"; then
     log "fetching Nix $NIX_VERSION sources for the headers"
+    apt-get update -qq
     mkdir -p "$SRC_CACHE"
     (cd "$SRC_CACHE" && rm -rf nix-src && mkdir nix-src && cd nix-src &&
         apt-get source -qq --download-only nix >/dev/null &&

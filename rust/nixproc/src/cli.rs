@@ -1,0 +1,267 @@
+//! Command-line interface. One parser for every command; the original
+//! tools' names (`nixproc-build`, `nixproc-sysvinit-switch`, …) are mapped
+//! onto it through argv[0] by [`rewrite_argv0`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nixproc",
+    version,
+    about = "Process management with Nix, for any process manager, as any user",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a profile from a processes model and print its store path.
+    Build(BuildCmd),
+    /// Build a processes model and deploy it (or undeploy, roll back, manage generations).
+    Switch(SwitchCmd),
+    /// Deploy an already built profile (a store path).
+    Deploy(DeployCmd),
+    /// Create the state directory tree (state, run, log, tmp, cache, …).
+    InitState(InitStateCmd),
+}
+
+/// The state directories (nix-processmgmt's common options). Environment
+/// variables are defaults; options on the command line win.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DirOpts {
+    /// Base directory for all variable data [default: /var]
+    #[arg(long, env = "NIXPROC_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// PID files and sockets [default: <state-dir>/run]
+    #[arg(long, env = "NIXPROC_RUNTIME_DIR", value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+    /// Log files [default: <state-dir>/log]
+    #[arg(long, env = "NIXPROC_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Temporary files [default: /tmp, or <state-dir>/tmp]
+    #[arg(long, env = "NIXPROC_TMP_DIR", value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+    /// Caches [default: <state-dir>/cache]
+    #[arg(long, env = "NIXPROC_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Spool files [default: <state-dir>/spool]
+    #[arg(long, env = "NIXPROC_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Lock files [default: <state-dir>/lock]
+    #[arg(long, env = "NIXPROC_LOCK_DIR", value_name = "DIR")]
+    pub lock_dir: Option<PathBuf>,
+    /// Persistent state [default: <state-dir>/lib]
+    #[arg(long, env = "NIXPROC_LIB_DIR", value_name = "DIR")]
+    pub lib_dir: Option<PathBuf>,
+    /// Never create users or switch to them (unprivileged deployments)
+    #[arg(long, env = "NIXPROC_FORCE_DISABLE_USER_CHANGE", value_parser = parse_flag, num_args = 0..=1, default_missing_value = "1", default_value = "0")]
+    pub force_disable_user_change: bool,
+}
+
+/// `NIXPROC_FORCE_DISABLE_USER_CHANGE=1` style flags.
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        other => Err(format!("expected 1/0/true/false, got '{other}'")),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelOpts {
+    /// Process manager to generate for
+    #[arg(short = 'P', long, env = "NIXPROC_PROCESS_MANAGER", default_value = "sysvinit", value_name = "MANAGER")]
+    pub process_manager: String,
+    /// A Nix expression (an attribute set) of extra arguments for the processes model
+    #[arg(long, value_name = "EXPR")]
+    pub extra_params: Option<String>,
+    /// Show Nix's trace on evaluation errors
+    #[arg(long)]
+    pub show_trace: bool,
+    #[command(flatten)]
+    pub dirs: DirOpts,
+    /// The processes model (a Nix file)
+    #[arg(env = "NIXPROC_PROCESSES", value_name = "PATH")]
+    pub processes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildCmd {
+    #[command(flatten)]
+    pub model: ModelOpts,
+    /// Build the empty profile (what `switch --undeploy` deploys)
+    #[arg(long)]
+    pub undeploy: bool,
+    /// Also create a GC-rooted symlink to the result
+    #[arg(long, value_name = "PATH", conflicts_with = "no_out_link")]
+    pub out_link: Option<PathBuf>,
+    /// Create no result symlink (the default of `nixproc build`; accepted for compatibility)
+    #[arg(long)]
+    pub no_out_link: bool,
+}
+
+/// Where generations live and which runlevel/old profile a deploy uses.
+#[derive(Debug, Clone, Args)]
+pub struct ProfileOpts {
+    /// Profile name (or a path containing '/')
+    #[arg(short = 'p', long, default_value = "processes", value_name = "NAME")]
+    pub profile: String,
+    /// Directory holding the profile's generations
+    /// [default: <lib-dir>/nixproc/profiles with --state-dir, else /nix/var/nix/profiles for root]
+    #[arg(long, env = "NIXPROC_PROFILE_DIR", value_name = "DIR")]
+    pub profile_dir: Option<PathBuf>,
+    /// Compare against this profile instead of the current generation
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub old_profile: Option<PathBuf>,
+    /// sysvinit runlevel whose start links are deployed
+    #[arg(long, default_value_t = 3, value_name = "LEVEL")]
+    pub runlevel: u32,
+    /// Print what would be stopped, started and restarted, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan or result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchCmd {
+    #[command(flatten)]
+    pub model: ModelOpts,
+    #[command(flatten)]
+    pub profile: ProfileOpts,
+    #[command(flatten)]
+    pub op: GenerationOp,
+}
+
+/// At most one of these; none means "build and deploy the model".
+#[derive(Debug, Clone, Default, Args)]
+#[group(multiple = false)]
+pub struct GenerationOp {
+    /// Stop and remove everything this profile deployed
+    #[arg(long)]
+    pub undeploy: bool,
+    /// Deploy the generation before the current one
+    #[arg(long)]
+    pub rollback: bool,
+    /// Deploy generation NUM
+    #[arg(long, value_name = "NUM")]
+    pub switch_generation: Option<u64>,
+    /// List the profile's generations
+    #[arg(long)]
+    pub list_generations: bool,
+    /// Delete generations: numbers, 'old', 'Nd' (older than N days) or '+N' (keep N)
+    #[arg(long, value_name = "SPEC", num_args = 1..)]
+    pub delete_generations: Option<Vec<String>>,
+    /// Delete every generation (processes keep running)
+    #[arg(long)]
+    pub delete_all_generations: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployCmd {
+    /// The profile to deploy (a store path built by `nixproc build`)
+    #[arg(value_name = "PROFILE_PATH")]
+    pub profile_path: PathBuf,
+    #[command(flatten)]
+    pub profile: ProfileOpts,
+    #[command(flatten)]
+    pub dirs: DirOpts,
+    /// Process manager (must match the profile)
+    #[arg(short = 'P', long, env = "NIXPROC_PROCESS_MANAGER", default_value = "sysvinit")]
+    pub process_manager: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InitStateCmd {
+    #[command(flatten)]
+    pub dirs: DirOpts,
+}
+
+/// Maps the original tools' names onto subcommands:
+/// `nixproc-build` → `nixproc build --out-link result` (unless
+/// `--no-out-link`), `nixproc-<pm>-switch` → `nixproc switch -P <pm>`,
+/// `nixproc-<pm>-deploy` → `nixproc deploy -P <pm>`,
+/// `nixproc-init-state` → `nixproc init-state`.
+pub fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
+    let Some(first) = args.first() else {
+        return args;
+    };
+    let name = Path::new(first)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rest = args[1..].to_vec();
+    let mut out: Vec<OsString> = vec!["nixproc".into()];
+    let with = |out: &mut Vec<OsString>, words: &[&str]| out.extend(words.iter().map(OsString::from));
+    if name == "nixproc-build" {
+        with(&mut out, &["build"]);
+        let wants_link = !rest.iter().any(|a| a == "--no-out-link" || a == "--out-link");
+        if wants_link {
+            with(&mut out, &["--out-link", "result"]);
+        }
+    } else if name == "nixproc-init-state" {
+        with(&mut out, &["init-state"]);
+    } else if let Some(pm) = name
+        .strip_prefix("nixproc-")
+        .and_then(|n| n.strip_suffix("-switch"))
+    {
+        with(&mut out, &["switch", "--process-manager", pm]);
+    } else if let Some(pm) = name
+        .strip_prefix("nixproc-")
+        .and_then(|n| n.strip_suffix("-deploy"))
+    {
+        with(&mut out, &["deploy", "--process-manager", pm]);
+    } else {
+        return args;
+    }
+    out.extend(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Cli {
+        let args = rewrite_argv0(words.iter().map(OsString::from).collect());
+        Cli::try_parse_from(args).expect("parses")
+    }
+
+    #[test]
+    fn original_switch_name_selects_process_manager() {
+        let cli = parse(&["/usr/bin/nixproc-sysvinit-switch", "--state-dir", "/tmp/s", "m.nix"]);
+        let Command::Switch(s) = cli.command else { panic!("not switch") };
+        assert_eq!(s.model.process_manager, "sysvinit");
+        assert_eq!(s.model.processes.as_deref(), Some(Path::new("m.nix")));
+        assert_eq!(s.model.dirs.state_dir.as_deref(), Some(Path::new("/tmp/s")));
+    }
+
+    #[test]
+    fn nixproc_build_compat_makes_result_link_unless_told_not_to() {
+        let Command::Build(b) = parse(&["nixproc-build", "m.nix"]).command else { panic!() };
+        assert_eq!(b.out_link.as_deref(), Some(Path::new("result")));
+        let Command::Build(b) = parse(&["nixproc-build", "--no-out-link", "m.nix"]).command else { panic!() };
+        assert_eq!(b.out_link, None);
+    }
+
+    #[test]
+    fn generation_operations_are_exclusive() {
+        let args = ["nixproc", "switch", "--rollback", "--undeploy"];
+        assert!(Cli::try_parse_from(args).is_err());
+        let Command::Switch(s) = parse(&["nixproc", "switch", "--switch-generation", "4"]).command else { panic!() };
+        assert_eq!(s.op.switch_generation, Some(4));
+    }
+
+    #[test]
+    fn force_disable_user_change_flag() {
+        let Command::InitState(i) = parse(&["nixproc-init-state", "--force-disable-user-change"]).command else { panic!() };
+        assert!(i.dirs.force_disable_user_change);
+    }
+}

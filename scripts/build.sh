@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds everything a deployment needs into target/release:
+#   nixproc                  the CLI (+ the original tools' names as links)
+#   libnixproc_plugin.so     the Nix plugin (needs the Nix headers: scripts/setup.sh)
+#   nixproc-builder          the static builder / run-time helper (+crt-static,
+#                            so it also runs inside Nix's build sandbox)
+#   webapp                   the example web application
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --locked 2>&1 | grep -v '^\s*Compiling ' >&2 || true
+test -x target/release/nixproc || { echo "build.sh: cargo build failed" >&2; exit 1; }
+
+# crt-static cannot apply to the cdylib, so the builder is a separate rustc run.
+cargo rustc --release --locked -p nixproc-builder --bin nixproc-builder -- -C target-feature=+crt-static 2>&1 \
+    | grep -v '^\s*Compiling ' >&2 || true
+if ldd target/release/nixproc-builder >/dev/null 2>&1; then
+    echo "build.sh: target/release/nixproc-builder is not statically linked" >&2
+    exit 1
+fi
+
+# The original tool names answer through argv[0].
+for name in nixproc-build nixproc-init-state nixproc-sysvinit-switch nixproc-sysvinit-deploy; do
+    ln -sfn nixproc "target/release/$name"
+done
+echo "build.sh: built $(pwd)/target/release/{nixproc,libnixproc_plugin.so,nixproc-builder,webapp}" >&2
