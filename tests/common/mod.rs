@@ -1,0 +1,213 @@
+//! Shared harness of the integration tests: the real `nixproc` binary (from
+//! `target/release`, built by scripts/build.sh), a private state directory
+//! per test, free ports, and what a user would check (HTTP answers, PIDs).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// `target/release`, where scripts/build.sh leaves nixproc, the plugin, the
+/// static builder and the webapp.
+pub fn release_dir() -> PathBuf {
+    let dir = std::env::var_os("NIXPROC_TEST_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release"));
+    for f in ["nixproc", "libnixproc_plugin.so", "nixproc-builder", "webapp"] {
+        assert!(
+            dir.join(f).exists(),
+            "{} missing: run scripts/build.sh before the integration tests",
+            dir.join(f).display()
+        );
+    }
+    dir
+}
+
+pub fn nixproc_bin() -> PathBuf {
+    release_dir().join("nixproc")
+}
+
+/// Free TCP ports on 127.0.0.1 (bound once and released, so other tests
+/// running in parallel do not get the same ones from the kernel).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// One deployment under test: its own state dir (profiles included), torn
+/// down (undeployed) when dropped so no process outlives a failed test.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub model: PathBuf,
+    pub extra_params: String,
+}
+
+impl Deployment {
+    pub fn new(model: &Path, extra_params: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("nixproc-it-")
+            .tempdir()
+            .expect("tempdir");
+        Deployment {
+            dir,
+            model: model.to_path_buf(),
+            extra_params: extra_params.to_string(),
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `nixproc <args>` with this deployment's state dir.
+    pub fn nixproc(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(nixproc_bin());
+        cmd.args(args)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--force-disable-user-change");
+        run(&mut cmd)
+    }
+
+    pub fn switch(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["switch", "--extra-params", &self.extra_params];
+        args.extend_from_slice(extra);
+        let model = self.model.to_str().unwrap().to_string();
+        args.push(&model);
+        self.nixproc(&args)
+    }
+
+    pub fn switch_ok(&self, extra: &[&str]) -> Output {
+        let out = self.switch(extra);
+        assert_success(&out, "nixproc switch");
+        out
+    }
+
+    pub fn undeploy(&self) -> Output {
+        self.nixproc(&["switch", "--undeploy"])
+    }
+
+    pub fn pid_of(&self, pid_file: &str) -> Option<u32> {
+        let p = self.state_dir().join(pid_file);
+        std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if self.state_dir().exists() {
+            let _ = self.undeploy();
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command runs");
+    eprintln!(
+        "$ {:?}\n--- stdout\n{}--- stderr\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// GET http://127.0.0.1:port/ with a Host header; the body on 2xx/4xx, or
+/// None when nothing answers. Retries for up to `wait`.
+pub fn http_get(port: u16, host: &str, wait: Duration) -> Option<(u16, String)> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                let mut resp = String::new();
+                if s.read_to_string(&mut resp).is_ok() && !resp.is_empty() {
+                    let status = resp
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+                    return Some((status, body));
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn port_closed(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // state is the field after the parenthesised comm
+            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until `cond` holds (or panics with `what` after `wait`).
+pub fn eventually(wait: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + wait;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Processes whose command line contains `needle` (to prove nothing is left).
+pub fn pids_matching(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) && alive(pid) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}

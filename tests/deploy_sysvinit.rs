@@ -1,0 +1,220 @@
+//! End to end with the sysvinit backend: real nix-build with the plugin,
+//! real init scripts, real processes (the example webapp and nginx),
+//! unprivileged (own state dir, --force-disable-user-change).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Ports {
+    webapp1: u16,
+    webapp2: u16,
+    nginx: u16,
+}
+
+fn ports() -> Ports {
+    let p = free_ports(3);
+    Ports {
+        webapp1: p[0],
+        webapp2: p[1],
+        nginx: p[2],
+    }
+}
+
+fn params(p: &Ports, extra: &str) -> String {
+    format!(
+        "{{ ports = {{ webapp1 = {}; webapp2 = {}; nginx = {}; }}; {extra} }}",
+        p.webapp1, p.webapp2, p.nginx
+    )
+}
+
+fn model() -> std::path::PathBuf {
+    repo_root().join("tests/models/webapps.nix")
+}
+
+fn order_log(d: &Deployment) -> Vec<String> {
+    std::fs::read_to_string(d.state_dir().join("order.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn answers(port: u16, host: &str, expect: &str) {
+    let (status, body) = http_get(port, host, WAIT)
+        .unwrap_or_else(|| panic!("nothing answers on port {port} for {host}"));
+    assert_eq!(status, 200, "status for {host}: {body}");
+    assert!(body.contains(expect), "body for {host} lacks {expect:?}: {body}");
+}
+
+#[test]
+fn deploy_answers_through_nginx_then_undeploy_stops_everything_in_order() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, ""));
+    d.switch_ok(&[]);
+
+    answers(p.nginx, "webapp1.local", &format!("webapp1 listening on port: {}", p.webapp1));
+    answers(p.nginx, "webapp2.local", &format!("webapp2 listening on port: {}", p.webapp2));
+    let (status, body) = http_get(p.nginx, "unknown.local", WAIT).expect("catch-all answers");
+    assert_eq!(status, 404);
+    assert!(body.contains("unavailable"), "{body}");
+
+    let pid1 = d.pid_of("run/webapp1.pid").expect("webapp1 pid file");
+    let pid2 = d.pid_of("run/webapp2.pid").expect("webapp2 pid file");
+    let nginx = d.pid_of("run/nginx.pid").expect("nginx pid file");
+    assert!(alive(pid1) && alive(pid2) && alive(nginx));
+    assert_eq!(order_log(&d), ["start webapp1", "start webapp2"]);
+
+    let out = d.undeploy();
+    assert_success(&out, "undeploy");
+    // Dependents stop before their dependencies.
+    assert_eq!(
+        order_log(&d),
+        ["start webapp1", "start webapp2", "stop webapp2", "stop webapp1"]
+    );
+    eventually(WAIT, "all processes gone", || {
+        !alive(pid1) && !alive(pid2) && !alive(nginx)
+    });
+    assert!(port_closed(p.nginx) && port_closed(p.webapp1) && port_closed(p.webapp2));
+    let state = d.state_dir().to_string_lossy().into_owned();
+    assert!(pids_matching(&state).is_empty(), "processes left behind");
+}
+
+#[test]
+fn changing_one_instance_restarts_only_that_instance_and_rollback_restores_it() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, ""));
+    d.switch_ok(&[]);
+    answers(p.nginx, "webapp2.local", "webapp2");
+    let before = |f: &str| d.pid_of(f).expect("pid");
+    let (w1, w2, ng) = (before("run/webapp1.pid"), before("run/webapp2.pid"), before("run/nginx.pid"));
+
+    // Same model, webapp2's environment changed.
+    let out = d.nixproc(&[
+        "switch",
+        "--extra-params",
+        &params(&p, r#"tags = { webapp2 = "v2"; };"#),
+        model().to_str().unwrap(),
+    ]);
+    assert_success(&out, "switch to v2");
+
+    answers(p.nginx, "webapp2.local", "webapp2");
+    let w2_new = d.pid_of("run/webapp2.pid").expect("webapp2 restarted");
+    assert_ne!(w2, w2_new, "webapp2 was restarted");
+    assert!(!alive(w2), "old webapp2 process is gone");
+    assert_eq!(d.pid_of("run/webapp1.pid"), Some(w1), "webapp1 untouched");
+    assert_eq!(d.pid_of("run/nginx.pid"), Some(ng), "nginx untouched");
+    assert!(alive(w1) && alive(ng));
+    assert_eq!(
+        order_log(&d),
+        ["start webapp1", "start webapp2", "stop webapp2", "start webapp2"]
+    );
+
+    let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
+    assert_eq!(gens.lines().count(), 2, "two generations: {gens}");
+
+    // Roll back: webapp2 goes back to v1, again without touching the others.
+    assert_success(&d.nixproc(&["switch", "--rollback"]), "rollback");
+    let w2_back = d.pid_of("run/webapp2.pid").expect("webapp2 after rollback");
+    assert_ne!(w2_back, w2_new);
+    assert!(alive(w2_back) && !alive(w2_new));
+    assert_eq!(d.pid_of("run/webapp1.pid"), Some(w1));
+    let env = std::fs::read(format!("/proc/{w2_back}/environ")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&env).contains("TAG=v1"),
+        "rolled back webapp2 runs v1"
+    );
+    let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
+    assert!(gens.lines().any(|l| l.contains("1") && l.contains("current")), "{gens}");
+}
+
+#[test]
+fn foreground_processes_are_daemonized_by_nixproc() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, "foreground = true;"));
+    d.switch_ok(&[]);
+    answers(p.nginx, "webapp1.local", "webapp1");
+    let pid = d.pid_of("run/webapp1.pid").expect("pid file written by the helper");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.contains("webapp"), "the PID is the webapp itself: {cmdline}");
+    assert!(!cmdline.contains("-D"), "runs in foreground mode: {cmdline}");
+    // Detached: its own session, not a child of nixproc.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: u32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_ne!(ppid, std::process::id());
+    assert_success(&d.undeploy(), "undeploy");
+    eventually(WAIT, "webapp1 stopped", || !alive(pid));
+}
+
+#[test]
+fn failed_start_returns_to_the_previous_generation() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, ""));
+    d.switch_ok(&[]);
+    let w1 = d.pid_of("run/webapp1.pid").unwrap();
+    let w2 = d.pid_of("run/webapp2.pid").unwrap();
+
+    // webapp2 changes and cannot start (PORT is not a number).
+    let out = d.nixproc(&[
+        "switch",
+        "--extra-params",
+        &params(&p, r#"failing = "webapp2"; tags = { webapp2 = "broken"; };"#),
+        model().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "switch must fail");
+    let err = stderr(&out);
+    assert!(err.contains("webapp2"), "error names the instance: {err}");
+
+    // The old webapp2 runs again, webapp1 was never touched, still generation 1.
+    answers(p.nginx, "webapp2.local", "webapp2");
+    let w2_after = d.pid_of("run/webapp2.pid").expect("old webapp2 restored");
+    assert!(alive(w2_after));
+    assert!(!alive(w2) || w2_after == w2);
+    assert_eq!(d.pid_of("run/webapp1.pid"), Some(w1));
+    let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
+    assert_eq!(gens.lines().count(), 1, "no generation recorded: {gens}");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, ""));
+    let out = d.switch(&["--dry-run"]);
+    assert_success(&out, "dry run");
+    let plan = stdout(&out);
+    for name in ["webapp1", "webapp2", "nginx"] {
+        assert!(plan.contains(name), "plan mentions {name}: {plan}");
+    }
+    let start1 = plan.find("webapp1").unwrap();
+    let start2 = plan.find("webapp2").unwrap();
+    assert!(start1 < start2, "webapp1 starts before webapp2:\n{plan}");
+    assert!(http_get(p.nginx, "webapp1.local", Duration::ZERO).is_none());
+    assert!(!d.state_dir().join("order.log").exists());
+}
+
+#[test]
+fn build_prints_only_the_store_path_on_stdout() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, ""));
+    let out = d.nixproc(&["build", "--extra-params", &params(&p, ""), model().to_str().unwrap()]);
+    assert_success(&out, "build");
+    let path = stdout(&out);
+    let path = path.trim();
+    assert!(path.starts_with("/nix/store/") && !path.contains('\n'), "{path:?}");
+    let profile = std::path::Path::new(path);
+    assert!(profile.join("etc/rc.d/init.d/webapp1").exists());
+    assert!(profile.join("etc/rc.d/rc3.d").read_dir().unwrap().count() >= 3);
+    let manifest = std::fs::read_to_string(profile.join("nix-support/nixproc/manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let names: Vec<&str> = m["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["webapp1", "webapp2", "nginx"], "dependency order");
+}

@@ -1,0 +1,2 @@
+{ stateDir }:
+{ broken = { port = 80; }; }

@@ -1,0 +1,3 @@
+{ stateDir }:
+let nixproc = import <nixproc> { inherit stateDir; }; in
+{ broken.pkg = nixproc.createSystemVInitScript { instanceName = "broken"; process = "/bin/true"; runlevels = 3; }; }
