@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod context;
+pub mod credentials;
 pub mod error;
 pub mod manifest;
 pub mod model;
