@@ -61,7 +61,7 @@ pub struct Composition {
     pub reload_daemon: String,
     pub evaluate_command: String,
     pub status_command: String,
-    /// `None`: the default `$0 stop` / `sleep 1` / `$0 start`.
+    /// `None`: the default `"$0" stop` / `sleep 1` / `"$0" start`.
     pub restart_activity: Option<String>,
     /// Ascending, without duplicates.
     pub supported_runlevels: Vec<u32>,

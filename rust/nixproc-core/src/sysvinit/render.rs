@@ -148,7 +148,11 @@ fn activities(comp: &Composition, s: &Script, d: &Derived) -> Vec<(String, Body)
         );
         let restart = match &comp.restart_activity {
             Some(code) => vec![code.clone()],
-            None => vec!["$0 stop".into(), "sleep 1".into(), "$0 start".into()],
+            None => vec![
+                "\"$0\" stop".into(),
+                "sleep 1".into(),
+                "\"$0\" start".into(),
+            ],
         };
         all.insert("restart".into(), Body::Code(restart));
     }

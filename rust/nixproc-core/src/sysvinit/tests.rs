@@ -590,7 +590,10 @@ fn usage_lists_final_activities() {
             "exit 1"
         ]
     );
-    assert_eq!(branch(&p, "restart"), ["$0 stop", "sleep 1", "$0 start"]);
+    assert_eq!(
+        branch(&p, "restart"),
+        ["\"$0\" stop", "sleep 1", "\"$0\" start"]
+    );
 }
 
 #[test]
