@@ -1,0 +1,441 @@
+//! Executing a [`Plan`]: all stops, then all starts, undoing everything on
+//! the first failure so the previous generation's processes run again.
+//!
+//! * A failing stop of a *removed* instance is a warning (it may already be
+//!   dead); the switch goes on.
+//! * A failing stop of a changed instance aborts before anything starts:
+//!   the instances this switch already stopped are started again (old
+//!   profile).
+//! * A failing start aborts: the failed instance gets a best-effort stop,
+//!   the instances this switch started are stopped (reverse order), and the
+//!   ones it stopped are started again from the old profile (dependency
+//!   order).
+//!
+//! Either way the error carries the partial result ([`Report`]), including
+//! what is running now, so the caller knows the real state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use anyhow::anyhow;
+use serde::Serialize;
+
+use super::activator::Activator;
+use super::plan::{Action, Plan, PlanItem, Reason, Side, Skipped};
+use super::progress::{Event, Progress};
+
+/// What [`execute`] needs besides the plan.
+pub struct Context<'a> {
+    /// The profile the stops' instance versions live in; `None` on a first
+    /// deployment (the plan then has no stops).
+    pub old_profile: Option<&'a Path>,
+    pub new_profile: &'a Path,
+    pub activator: &'a dyn Activator,
+    pub progress: &'a dyn Progress,
+}
+
+/// One stop or start that was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub reason: Reason,
+    pub side: Side,
+}
+
+/// An instance nixproc believes to be running, and which version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Active {
+    pub name: String,
+    pub revision: String,
+}
+
+/// The result of executing a plan (or, inside a [`SwitchFailure`], of the
+/// part that ran, rollback included).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Report {
+    pub stopped: Vec<Step>,
+    pub started: Vec<Step>,
+    pub skipped: Vec<Skipped>,
+    /// Unchanged instances left alone.
+    pub kept: Vec<String>,
+    pub warnings: Vec<String>,
+    /// What runs now, sorted by name: kept instances plus what was started,
+    /// minus what was stopped.
+    pub running: Vec<Active>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |steps: &[Step]| {
+            steps
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.stopped.is_empty() {
+            writeln!(f, "stopped: {}", names(&self.stopped))?;
+        }
+        if !self.started.is_empty() {
+            writeln!(f, "started: {}", names(&self.started))?;
+        }
+        for s in &self.skipped {
+            writeln!(f, "{}: {}", s.name, s.reason)?;
+        }
+        if !self.kept.is_empty() {
+            writeln!(f, "kept: {}", self.kept.join(", "))?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The step that failed a switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedStep {
+    pub action: Action,
+    pub name: String,
+    pub reason: Reason,
+    /// The activator's error, with the command's output tail.
+    pub error: String,
+}
+
+/// One step of undoing a failed switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackStep {
+    pub action: Action,
+    pub name: String,
+    pub side: Side,
+    /// A best-effort stop of the instance whose start failed; its failure
+    /// does not make the rollback incomplete.
+    pub cleanup: bool,
+    pub error: Option<String>,
+}
+
+/// A switch that failed and was rolled back (completely or not).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SwitchFailure {
+    pub failed: FailedStep,
+    pub rollback: Vec<RollbackStep>,
+    /// The partial result after the rollback; `running` is what runs now.
+    pub report: Report,
+}
+
+impl SwitchFailure {
+    /// True when every rollback step (cleanups aside) succeeded: the
+    /// previous generation's processes run again.
+    pub fn restored(&self) -> bool {
+        self.rollback.iter().all(|s| s.cleanup || s.error.is_none())
+    }
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Stop => "stopping",
+        Action::Start => "starting",
+    }
+}
+
+fn past(action: Action) -> &'static str {
+    match action {
+        Action::Stop => "stopped",
+        Action::Start => "started",
+    }
+}
+
+impl fmt::Display for SwitchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let failed = &self.failed;
+        writeln!(
+            f,
+            "{} {} ({}) failed: {}",
+            verb(failed.action),
+            failed.name,
+            failed.reason,
+            failed.error.trim_end()
+        )?;
+        let done: Vec<String> = self
+            .rollback
+            .iter()
+            .filter(|s| s.error.is_none())
+            .map(|s| {
+                let cleanup = if s.cleanup { ", cleanup" } else { "" };
+                format!("{} {} ({}{cleanup})", past(s.action), s.name, s.side)
+            })
+            .collect();
+        if done.is_empty() {
+            writeln!(f, "nothing to roll back")?;
+        } else {
+            writeln!(f, "rolled back: {}", done.join(", "))?;
+        }
+        for s in self.rollback.iter().filter(|s| s.error.is_some()) {
+            let what = if s.cleanup { "cleanup: " } else { "rollback: " };
+            writeln!(
+                f,
+                "{what}{} {} ({} version) failed: {}",
+                verb(s.action),
+                s.name,
+                s.side,
+                s.error.as_deref().unwrap_or_default().trim_end()
+            )?;
+        }
+        if self.restored() {
+            write!(f, "the previous generation's processes are running again")
+        } else {
+            let running: Vec<&str> = self
+                .report
+                .running
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            write!(
+                f,
+                "ROLLBACK INCOMPLETE; running now: {}",
+                if running.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    running.join(", ")
+                }
+            )
+        }
+    }
+}
+
+/// Why a deployment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// An activation step failed; the switch was rolled back.
+    #[error("{0}")]
+    Activation(Box<SwitchFailure>),
+    /// Every process was switched but the profile generation could not be
+    /// recorded; the next switch will diff against the old generation.
+    #[error("the processes were switched, but recording the new generation failed: {error:#}")]
+    NotRecorded {
+        report: Box<Report>,
+        error: anyhow::Error,
+    },
+    /// Failed before any process was touched.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl DeployError {
+    /// The partial result, when processes were touched.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            DeployError::Activation(f) => Some(&f.report),
+            DeployError::NotRecorded { report, .. } => Some(report),
+            DeployError::Other(_) => None,
+        }
+    }
+}
+
+struct Run<'a, 'p> {
+    ctx: &'a Context<'a>,
+    plan: &'p Plan,
+    report: Report,
+    running: BTreeMap<String, String>,
+    stopped: Vec<&'p PlanItem>,
+    started: Vec<&'p PlanItem>,
+}
+
+/// Executes `plan`: stops (in plan order), then starts (in plan order).
+pub fn execute(plan: &Plan, ctx: &Context<'_>) -> Result<Report, DeployError> {
+    if !plan.stops.is_empty() && ctx.old_profile.is_none() {
+        return Err(anyhow!(
+            "the plan stops instances but there is no old profile to stop them from"
+        )
+        .into());
+    }
+    let mut run = Run {
+        ctx,
+        plan,
+        report: Report {
+            skipped: plan.skipped.clone(),
+            kept: plan.kept.iter().map(|k| k.name.clone()).collect(),
+            ..Report::default()
+        },
+        running: plan
+            .kept
+            .iter()
+            .map(|k| (k.name.clone(), k.instance.revision.clone()))
+            .chain(
+                plan.stops
+                    .iter()
+                    .map(|i| (i.name.clone(), i.instance.revision.clone())),
+            )
+            .collect(),
+        stopped: Vec::new(),
+        started: Vec::new(),
+    };
+    for s in &plan.skipped {
+        ctx.progress.event(&Event::Skipping {
+            name: &s.name,
+            reason: &s.reason,
+        });
+    }
+    run.stops()?;
+    run.starts()?;
+    Ok(run.finish())
+}
+
+impl<'a, 'p> Run<'a, 'p> {
+    fn old_profile(&self) -> &'a Path {
+        // Checked in `execute` for plans with stops; rollback starts only
+        // instances that were stopped.
+        self.ctx.old_profile.unwrap_or(self.ctx.new_profile)
+    }
+
+    fn step(item: &PlanItem) -> Step {
+        Step {
+            name: item.name.clone(),
+            reason: item.reason.clone(),
+            side: item.side,
+        }
+    }
+
+    fn warn(&mut self, message: String) {
+        self.ctx
+            .progress
+            .event(&Event::Warning { message: &message });
+        self.report.warnings.push(message);
+    }
+
+    fn stops(&mut self) -> Result<(), DeployError> {
+        let plan = self.plan;
+        for item in &plan.stops {
+            self.ctx.progress.event(&Event::Stopping {
+                name: &item.name,
+                reason: &item.reason,
+            });
+            match self.ctx.activator.stop(self.old_profile(), &item.instance) {
+                Ok(()) => {
+                    self.running.remove(&item.name);
+                    self.stopped.push(item);
+                    self.report.stopped.push(Self::step(item));
+                }
+                Err(e) if item.reason == Reason::Removed => {
+                    // Not restarted by a rollback, not in the new
+                    // configuration: nixproc no longer tracks it.
+                    self.running.remove(&item.name);
+                    self.warn(format!(
+                        "stopping {} (removed) failed; it may already have been stopped: {e:#}",
+                        item.name
+                    ));
+                }
+                Err(e) => return Err(self.fail(item, e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn starts(&mut self) -> Result<(), DeployError> {
+        let plan = self.plan;
+        for item in &plan.starts {
+            self.ctx.progress.event(&Event::Starting {
+                name: &item.name,
+                reason: &item.reason,
+            });
+            match self
+                .ctx
+                .activator
+                .start(self.ctx.new_profile, &item.instance)
+            {
+                Ok(()) => {
+                    self.running
+                        .insert(item.name.clone(), item.instance.revision.clone());
+                    self.started.push(item);
+                    self.report.started.push(Self::step(item));
+                }
+                Err(e) => return Err(self.fail(item, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes this switch after `item` failed with `error`.
+    fn fail(&mut self, item: &'p PlanItem, error: anyhow::Error) -> DeployError {
+        let ctx = self.ctx;
+        ctx.progress.event(&Event::RollingBack {
+            failed: &item.name,
+            action: item.action,
+        });
+        let mut rollback = Vec::new();
+        let mut undo =
+            |run: &mut Self, action: Action, it: &PlanItem, side: Side, cleanup: bool| {
+                ctx.progress.event(&Event::Restoring {
+                    action,
+                    name: &it.name,
+                    side,
+                });
+                let profile = match side {
+                    Side::Old => run.old_profile(),
+                    Side::New => ctx.new_profile,
+                };
+                let result = match action {
+                    Action::Stop => ctx.activator.stop(profile, &it.instance),
+                    Action::Start => ctx.activator.start(profile, &it.instance),
+                };
+                match (&result, action) {
+                    (Ok(()), Action::Stop) => {
+                        run.running.remove(&it.name);
+                    }
+                    (Ok(()), Action::Start) => {
+                        run.running
+                            .insert(it.name.clone(), it.instance.revision.clone());
+                    }
+                    (Err(_), _) => {}
+                }
+                rollback.push(RollbackStep {
+                    action,
+                    name: it.name.clone(),
+                    side,
+                    cleanup,
+                    error: result.err().map(|e| format!("{e:#}")),
+                });
+            };
+        if item.action == Action::Start {
+            undo(self, Action::Stop, item, Side::New, true);
+        }
+        let started = std::mem::take(&mut self.started);
+        for it in started.iter().rev() {
+            undo(self, Action::Stop, it, Side::New, false);
+        }
+        // Stops ran in reverse dependency order; restart in dependency order.
+        let stopped = std::mem::take(&mut self.stopped);
+        for it in stopped.iter().rev() {
+            undo(self, Action::Start, it, Side::Old, false);
+        }
+        let failure = SwitchFailure {
+            failed: FailedStep {
+                action: item.action,
+                name: item.name.clone(),
+                reason: item.reason.clone(),
+                error: format!("{error:#}"),
+            },
+            rollback,
+            report: std::mem::take(&mut self.report),
+        };
+        let mut failure = failure;
+        failure.report.running = self.running_now();
+        DeployError::Activation(Box::new(failure))
+    }
+
+    fn running_now(&self) -> Vec<Active> {
+        self.running
+            .iter()
+            .map(|(name, revision)| Active {
+                name: name.clone(),
+                revision: revision.clone(),
+            })
+            .collect()
+    }
+
+    fn finish(mut self) -> Report {
+        self.report.running = self.running_now();
+        self.report
+    }
+}
