@@ -439,3 +439,260 @@ impl<'a, 'p> Run<'a, 'p> {
         self.report
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::deploy::plan::plan;
+    use crate::deploy::progress::RecordingProgress;
+    use crate::deploy::runner::RecordingRunner;
+    use crate::deploy::sysvinit::SysvinitActivator;
+    use crate::deploy::testutil::{inst, manifest, write_profile};
+    use nixproc_core::manifest::Manifest;
+
+    struct Fixture {
+        tmp: tempfile::TempDir,
+        old: Manifest,
+        new: Manifest,
+    }
+
+    impl Fixture {
+        /// old: webapp1-3 ← nginx; new: webapp1 changed, webapp3 removed,
+        /// webapp4 added, nginx changed, webapp2 unchanged.
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            let old = manifest(vec![
+                inst("webapp1", "1", &[]),
+                inst("webapp2", "1", &[]),
+                inst("webapp3", "1", &[]),
+                inst("nginx", "1", &["webapp1", "webapp2", "webapp3"]),
+            ]);
+            let new = manifest(vec![
+                inst("webapp1", "2", &[]),
+                inst("webapp2", "1", &[]),
+                inst("webapp4", "1", &[]),
+                inst("nginx", "2", &["webapp1", "webapp2", "webapp4"]),
+            ]);
+            write_profile(&tmp.path().join("old"), &old);
+            write_profile(&tmp.path().join("new"), &new);
+            Fixture { tmp, old, new }
+        }
+
+        fn dir(&self, which: &str) -> PathBuf {
+            self.tmp.path().join(which)
+        }
+
+        fn run(&self, runner: &RecordingRunner) -> (Result<Report, DeployError>, Vec<String>) {
+            let act = SysvinitActivator::new(runner);
+            let progress = RecordingProgress::default();
+            let (old, new) = (self.dir("old"), self.dir("new"));
+            let ctx = Context {
+                old_profile: Some(&old),
+                new_profile: &new,
+                activator: &act,
+                progress: &progress,
+            };
+            let result = execute(&plan(&self.old, &self.new), &ctx);
+            (result, runner.lines(self.tmp.path()))
+        }
+
+        /// The message with the temporary directory stripped.
+        fn message(&self, err: &DeployError) -> String {
+            err.to_string()
+                .replace(&self.tmp.path().to_string_lossy().to_string(), "")
+        }
+    }
+
+    fn running(report: &Report) -> Vec<String> {
+        report
+            .running
+            .iter()
+            .map(|a| format!("{}-{}", a.name, a.revision))
+            .collect()
+    }
+
+    const HAPPY: [&str; 6] = [
+        "/old/etc/rc.d/init.d/nginx stop",
+        "/old/etc/rc.d/init.d/webapp3 stop",
+        "/old/etc/rc.d/init.d/webapp1 stop",
+        "/new/etc/rc.d/init.d/webapp1 start",
+        "/new/etc/rc.d/init.d/webapp4 start",
+        "/new/etc/rc.d/init.d/nginx start",
+    ];
+
+    #[test]
+    fn happy_path_commands() {
+        let f = Fixture::new();
+        let runner = RecordingRunner::new();
+        let (result, lines) = f.run(&runner);
+        let report = result.unwrap();
+        assert_eq!(lines, HAPPY);
+        assert!(
+            lines.iter().all(|l| !l.contains("webapp2")),
+            "unchanged never touched"
+        );
+        assert_eq!(
+            running(&report),
+            ["nginx-2", "webapp1-2", "webapp2-1", "webapp4-1"]
+        );
+        assert_eq!(report.kept, ["webapp2"]);
+        assert!(report.warnings.is_empty());
+        assert_eq!(
+            report.to_string(),
+            "stopped: nginx, webapp3, webapp1\nstarted: webapp1, webapp4, nginx\nkept: webapp2\n"
+        );
+    }
+
+    #[test]
+    fn failing_start_rolls_back_exactly() {
+        let f = Fixture::new();
+        let runner =
+            RecordingRunner::new().fail("/new/etc/rc.d/init.d/webapp4 start", "port 8080 in use");
+        let (result, lines) = f.run(&runner);
+        let err = result.unwrap_err();
+        assert_eq!(
+            lines,
+            [
+                "/old/etc/rc.d/init.d/nginx stop",
+                "/old/etc/rc.d/init.d/webapp3 stop",
+                "/old/etc/rc.d/init.d/webapp1 stop",
+                "/new/etc/rc.d/init.d/webapp1 start",
+                "/new/etc/rc.d/init.d/webapp4 start",
+                // rollback: clean up the failed start, stop what was
+                // started, start the old versions in dependency order
+                "/new/etc/rc.d/init.d/webapp4 stop",
+                "/new/etc/rc.d/init.d/webapp1 stop",
+                "/old/etc/rc.d/init.d/webapp1 start",
+                "/old/etc/rc.d/init.d/webapp3 start",
+                "/old/etc/rc.d/init.d/nginx start",
+            ]
+        );
+        assert_eq!(
+            f.message(&err),
+            "starting webapp4 (added) failed: `/new/etc/rc.d/init.d/webapp4 start` exited with status 1\n\
+             stderr:\n  port 8080 in use\n\
+             rolled back: stopped webapp4 (new, cleanup), stopped webapp1 (new), started webapp1 (old), \
+             started webapp3 (old), started nginx (old)\n\
+             the previous generation's processes are running again"
+        );
+        let DeployError::Activation(failure) = &err else {
+            panic!()
+        };
+        assert!(failure.restored());
+        assert_eq!(failure.failed.name, "webapp4");
+        assert_eq!(
+            running(&failure.report),
+            ["nginx-1", "webapp1-1", "webapp2-1", "webapp3-1"]
+        );
+        assert_eq!(err.report().unwrap().started.len(), 1);
+    }
+
+    #[test]
+    fn failing_stop_of_removed_instance_is_a_warning() {
+        let f = Fixture::new();
+        let runner = RecordingRunner::new().fail("webapp3 stop", "no such process");
+        let (result, lines) = f.run(&runner);
+        let report = result.unwrap();
+        assert_eq!(lines, HAPPY);
+        assert_eq!(report.warnings.len(), 1);
+        let w = report.warnings[0].replace(&f.tmp.path().to_string_lossy().to_string(), "");
+        assert_eq!(
+            w,
+            "stopping webapp3 (removed) failed; it may already have been stopped: \
+             `/old/etc/rc.d/init.d/webapp3 stop` exited with status 1\nstderr:\n  no such process"
+        );
+        assert_eq!(
+            running(&report),
+            ["nginx-2", "webapp1-2", "webapp2-1", "webapp4-1"]
+        );
+    }
+
+    #[test]
+    fn failing_stop_of_changed_instance_aborts_before_starting() {
+        let f = Fixture::new();
+        let runner = RecordingRunner::new().fail("/old/etc/rc.d/init.d/webapp1 stop", "busy");
+        let (result, lines) = f.run(&runner);
+        let err = result.unwrap_err();
+        assert_eq!(
+            lines,
+            [
+                "/old/etc/rc.d/init.d/nginx stop",
+                "/old/etc/rc.d/init.d/webapp3 stop",
+                "/old/etc/rc.d/init.d/webapp1 stop",
+                "/old/etc/rc.d/init.d/webapp3 start",
+                "/old/etc/rc.d/init.d/nginx start",
+            ]
+        );
+        assert_eq!(
+            f.message(&err),
+            "stopping webapp1 (changed) failed: `/old/etc/rc.d/init.d/webapp1 stop` exited with status 1\n\
+             stderr:\n  busy\n\
+             rolled back: started webapp3 (old), started nginx (old)\n\
+             the previous generation's processes are running again"
+        );
+        assert_eq!(
+            running(err.report().unwrap()),
+            ["nginx-1", "webapp1-1", "webapp2-1", "webapp3-1"]
+        );
+    }
+
+    #[test]
+    fn incomplete_rollback_says_what_runs() {
+        let f = Fixture::new();
+        let runner = RecordingRunner::new()
+            .fail("/new/etc/rc.d/init.d/nginx start", "bad config")
+            .fail("/old/etc/rc.d/init.d/webapp1 start", "gone");
+        let (result, _lines) = f.run(&runner);
+        let err = result.unwrap_err();
+        let DeployError::Activation(failure) = &err else {
+            panic!()
+        };
+        assert!(!failure.restored());
+        let msg = f.message(&err);
+        assert!(
+            msg.contains(
+                "rollback: starting webapp1 (old version) failed: `/old/etc/rc.d/init.d/webapp1 start` \
+                 exited with status 1\nstderr:\n  gone\n"
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("ROLLBACK INCOMPLETE; running now: nginx, webapp2, webapp3"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn progress_lines() {
+        let f = Fixture::new();
+        let runner = RecordingRunner::new().fail("/new/etc/rc.d/init.d/webapp4 start", "x");
+        let act = SysvinitActivator::new(&runner);
+        let progress = RecordingProgress::default();
+        let (old, new) = (f.dir("old"), f.dir("new"));
+        let ctx = Context {
+            old_profile: Some(&old),
+            new_profile: &new,
+            activator: &act,
+            progress: &progress,
+        };
+        let _ = execute(&plan(&f.old, &f.new), &ctx);
+        assert_eq!(
+            progress.lines(),
+            [
+                "stopping nginx (changed)",
+                "stopping webapp3 (removed)",
+                "stopping webapp1 (changed)",
+                "starting webapp1 (changed)",
+                "starting webapp4 (added)",
+                "starting webapp4 failed; restoring the previous processes",
+                "rollback: stopping webapp4 (new version)",
+                "rollback: stopping webapp1 (new version)",
+                "rollback: starting webapp1 (old version)",
+                "rollback: starting webapp3 (old version)",
+                "rollback: starting nginx (old version)",
+            ]
+        );
+    }
+}

@@ -140,36 +140,9 @@ pub fn read_manifest(profile: &Path) -> Result<Manifest> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use nixproc_core::manifest::Backend;
-
-    /// A sysvinit instance entry for tests.
-    pub(crate) fn inst(name: &str, rev: &str, deps: &[&str]) -> InstanceEntry {
-        InstanceEntry {
-            key: name.to_string(),
-            name: name.to_string(),
-            description: format!("{name} service"),
-            revision: rev.to_string(),
-            dependencies: deps.iter().map(|d| d.to_string()).collect(),
-            pid_file: None,
-            log_file: None,
-            user: None,
-            backend: Backend::Sysvinit {
-                script: format!("etc/rc.d/init.d/{name}"),
-                start_runlevels: vec![3, 4, 5],
-                sequence: 0,
-            },
-        }
-    }
-
-    pub(crate) fn manifest(instances: Vec<InstanceEntry>) -> Manifest {
-        Manifest {
-            version: MANIFEST_VERSION,
-            process_manager: "sysvinit".into(),
-            instances,
-        }
-    }
+    use crate::deploy::testutil::{inst, manifest};
 
     fn names(m: &Manifest) -> Vec<&str> {
         m.instances.iter().map(|e| e.name.as_str()).collect()

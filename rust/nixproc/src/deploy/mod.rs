@@ -13,6 +13,8 @@ pub mod progress;
 pub mod runner;
 pub mod switch;
 pub mod sysvinit;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use activator::{Activator, InstanceStatus};
 pub use engine::{execute, Context, DeployError, Report, SwitchFailure};

@@ -339,7 +339,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::manifest::tests::{inst, manifest};
+    use crate::deploy::testutil::{inst, manifest};
 
     fn listing(items: &[PlanItem]) -> Vec<String> {
         items

@@ -214,3 +214,275 @@ fn canonical(path: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(path)
         .with_context(|| format!("profile {} is not accessible", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::progress::RecordingProgress;
+    use crate::deploy::runner::RecordingRunner;
+    use crate::deploy::sysvinit::SysvinitActivator;
+    use crate::deploy::testutil::{inst, manifest, write_profile};
+    use crate::generations::NoGcRoots;
+    use crate::lock::LockMode;
+    use crate::state_dirs::StateDirOverrides;
+
+    struct Env {
+        tmp: tempfile::TempDir,
+        profile: Profile,
+    }
+
+    impl Env {
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            let profile = Profile::new(tmp.path().join("profiles"), "processes")
+                .with_gc_roots(Box::new(NoGcRoots));
+            let store =
+                |name: &str, m: Manifest| write_profile(&tmp.path().join("store").join(name), &m);
+            store(
+                "s1",
+                manifest(vec![
+                    inst("webapp1", "1", &[]),
+                    inst("nginx", "1", &["webapp1"]),
+                ]),
+            );
+            store(
+                "s2",
+                manifest(vec![
+                    inst("webapp1", "1", &[]),
+                    inst("webapp2", "1", &[]),
+                    inst("nginx", "2", &["webapp1", "webapp2"]),
+                ]),
+            );
+            store(
+                "s3",
+                manifest(vec![
+                    inst("webapp1", "3", &[]),
+                    inst("nginx", "2", &["webapp1"]),
+                ]),
+            );
+            store("empty", Manifest::empty("sysvinit"));
+            let mut other = manifest(vec![inst("x", "1", &[])]);
+            other.process_manager = "supervisord".into();
+            store("supervisord", other);
+            Env { tmp, profile }
+        }
+
+        fn store(&self, name: &str) -> Target {
+            Target::Profile(self.tmp.path().join("store").join(name))
+        }
+
+        fn run(
+            &self,
+            runner: &RecordingRunner,
+            target: &Target,
+        ) -> (Result<SwitchOutcome, DeployError>, Vec<String>) {
+            let act = SysvinitActivator::new(runner);
+            let progress = RecordingProgress::default();
+            let before = runner.commands().len();
+            let result = Switch::new(&self.profile, &act)
+                .progress(&progress)
+                .run(target);
+            let root = std::fs::canonicalize(self.tmp.path()).unwrap();
+            let lines = runner.lines(&root).split_off(before);
+            (result, lines)
+        }
+
+        fn current(&self) -> u64 {
+            self.profile.current().unwrap().unwrap().number
+        }
+
+        fn numbers(&self) -> Vec<u64> {
+            self.profile
+                .generations()
+                .unwrap()
+                .iter()
+                .map(|g| g.number)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn deploy_upgrade_rollback_switch_generation() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        let (r, lines) = env.run(&runner, &env.store("s1"));
+        assert_eq!(r.unwrap().generation.number, 1);
+        assert_eq!(
+            lines,
+            [
+                "/store/s1/etc/rc.d/init.d/webapp1 start",
+                "/store/s1/etc/rc.d/init.d/nginx start"
+            ]
+        );
+
+        let (r, lines) = env.run(&runner, &env.store("s2"));
+        assert_eq!(r.unwrap().generation.number, 2);
+        assert_eq!(
+            lines,
+            [
+                "/store/s1/etc/rc.d/init.d/nginx stop",
+                "/store/s2/etc/rc.d/init.d/webapp2 start",
+                "/store/s2/etc/rc.d/init.d/nginx start",
+            ]
+        );
+        let (r, _) = env.run(&runner, &env.store("s3"));
+        assert_eq!(r.unwrap().generation.number, 3);
+
+        // Rollback walks back: 3 → 2 → 1, without new generations.
+        let (r, lines) = env.run(&runner, &Target::Rollback);
+        assert_eq!(r.unwrap().generation.number, 2);
+        assert_eq!(
+            lines,
+            [
+                "/store/s3/etc/rc.d/init.d/nginx stop",
+                "/store/s3/etc/rc.d/init.d/webapp1 stop",
+                "/store/s2/etc/rc.d/init.d/webapp1 start",
+                "/store/s2/etc/rc.d/init.d/webapp2 start",
+                "/store/s2/etc/rc.d/init.d/nginx start",
+            ]
+        );
+        let (r, _) = env.run(&runner, &Target::Rollback);
+        assert_eq!(r.unwrap().generation.number, 1);
+        assert_eq!(env.numbers(), [1, 2, 3]);
+        let (r, lines) = env.run(&runner, &Target::Rollback);
+        assert_eq!(
+            r.unwrap_err().to_string(),
+            "no generation before 1 to roll back to"
+        );
+        assert!(lines.is_empty());
+
+        // Switch to an arbitrary generation.
+        let (r, _) = env.run(&runner, &Target::Generation(3));
+        assert_eq!(r.unwrap().generation.number, 3);
+        assert_eq!(env.current(), 3);
+        let (r, _) = env.run(&runner, &Target::Generation(7));
+        assert!(r.unwrap_err().to_string().contains("has no generation 7"));
+
+        // A new deployment after a rollback gets max + 1.
+        env.run(&runner, &Target::Rollback).0.unwrap();
+        let (r, _) = env.run(&runner, &env.store("s1"));
+        assert_eq!(r.unwrap().generation.number, 4);
+    }
+
+    #[test]
+    fn failed_switch_keeps_previous_generation() {
+        let env = Env::new();
+        let ok = RecordingRunner::new();
+        env.run(&ok, &env.store("s1")).0.unwrap();
+        let failing = RecordingRunner::new().fail("s2/etc/rc.d/init.d/webapp2 start", "boom");
+        let (r, lines) = env.run(&failing, &env.store("s2"));
+        let err = r.unwrap_err();
+        assert!(matches!(err, DeployError::Activation(_)));
+        assert_eq!(
+            lines,
+            [
+                "/store/s1/etc/rc.d/init.d/nginx stop",
+                "/store/s2/etc/rc.d/init.d/webapp2 start",
+                "/store/s2/etc/rc.d/init.d/webapp2 stop",
+                "/store/s1/etc/rc.d/init.d/nginx start",
+            ]
+        );
+        assert_eq!(env.numbers(), [1]);
+        assert_eq!(env.current(), 1);
+    }
+
+    #[test]
+    fn undeploy_stops_everything_and_records_a_generation() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        env.run(&runner, &env.store("s2")).0.unwrap();
+        let (r, lines) = env.run(&runner, &env.store("empty"));
+        assert_eq!(r.unwrap().generation.number, 2);
+        assert_eq!(
+            lines,
+            [
+                "/store/s2/etc/rc.d/init.d/nginx stop",
+                "/store/s2/etc/rc.d/init.d/webapp2 stop",
+                "/store/s2/etc/rc.d/init.d/webapp1 stop",
+            ]
+        );
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        env.run(&runner, &env.store("s1")).0.unwrap();
+        let act = SysvinitActivator::new(&runner);
+        let before = runner.commands().len();
+        let prepared = Switch::new(&env.profile, &act)
+            .plan(&env.store("s2"))
+            .unwrap();
+        assert_eq!(
+            prepared.plan.to_string(),
+            "stop    nginx     (changed)\nstart   webapp2   (added)\nstart   nginx     (changed)\nkeep    webapp1\n"
+        );
+        assert_eq!(prepared.generation, None);
+        assert!(prepared.old_profile.unwrap().ends_with("store/s1"));
+        assert_eq!(runner.commands().len(), before);
+        assert_eq!(env.numbers(), [1]);
+        let json = serde_json::to_value(
+            Switch::new(&env.profile, &act)
+                .plan(&Target::Generation(1))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["generation"], 1);
+        assert_eq!(json["plan"]["kept"][0]["name"], "nginx");
+    }
+
+    #[test]
+    fn concurrent_switch_with_no_wait_fails() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        let act = SysvinitActivator::new(&runner);
+        let held = env.profile.lock(LockMode::NoWait, &|| {}).unwrap();
+        let err = Switch::new(&env.profile, &act)
+            .lock_mode(LockMode::NoWait)
+            .run(&env.store("s1"))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("another nixproc switch holds "),
+            "{err}"
+        );
+        assert!(runner.commands().is_empty());
+        drop(held);
+        Switch::new(&env.profile, &act)
+            .progress(&crate::deploy::progress::SilentProgress)
+            .lock_mode(LockMode::NoWait)
+            .run(&env.store("s1"))
+            .unwrap();
+    }
+
+    #[test]
+    fn process_manager_mismatch_is_refused() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        let (r, lines) = env.run(&runner, &env.store("supervisord"));
+        let msg = r.unwrap_err().to_string();
+        assert!(
+            msg.contains("is for process manager `supervisord`, not `sysvinit`"),
+            "{msg}"
+        );
+        assert!(lines.is_empty());
+    }
+
+    #[test]
+    fn old_profile_override_and_init_state() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        let act = SysvinitActivator::new(&runner);
+        let state = env.tmp.path().join("var");
+        let dirs = StateDirs::from_state_dir(&state, &StateDirOverrides::default());
+        let out = Switch::new(&env.profile, &act)
+            .progress(&crate::deploy::progress::SilentProgress)
+            .old_profile(Some(env.tmp.path().join("store/s1")))
+            .init_state(&dirs, true)
+            .run(&env.store("s2"))
+            .unwrap();
+        assert!(state.join("log").is_dir());
+        // Diffed against s1 although nothing was deployed before.
+        assert_eq!(out.report.stopped.len(), 1);
+        assert_eq!(out.report.kept, ["webapp1"]);
+    }
+}

@@ -151,10 +151,10 @@ mod tests {
 
     use super::*;
     use crate::deploy::engine::{execute, Context, DeployError};
-    use crate::deploy::manifest::tests::{inst, manifest};
     use crate::deploy::plan::plan;
     use crate::deploy::progress::RecordingProgress;
     use crate::deploy::runner::{CmdOutput, RecordingRunner, SystemRunner};
+    use crate::deploy::testutil::{inst, manifest};
     use nixproc_core::manifest::Manifest;
 
     /// Writes init scripts into `profile` that append `<name>-<rev> <activity>`
