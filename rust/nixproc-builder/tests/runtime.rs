@@ -212,7 +212,7 @@ fn daemonize_options_directory_umask_and_log() {
         .args([
             "sh",
             "-c",
-            "pwd; umask; echo to-stderr >&2; touch made; exec sleep 1000",
+            "pwd; umask; touch made; echo to-stderr >&2; exec sleep 1000",
         ]));
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let pid = read_pid(&pf);
