@@ -1,5 +1,5 @@
-//! Profile generations, in exactly Nix's profile layout (so `nix-env -p
-//! <dir>/<name> --list-generations` reads them):
+//! Profile generations, in exactly Nix's profile layout (so
+//! `nix-env -p <dir>/<name> --list-generations` reads them):
 //!
 //! ```text
 //! <dir>/<name>          -> <name>-<N>-link      (relative symlink: current)
@@ -722,6 +722,39 @@ mod tests {
         assert!(p.set(&s[0]).is_err());
         assert!(p.generations().unwrap().is_empty());
         assert!(p.current().unwrap().is_none());
+    }
+
+    /// Needs a writable Nix store (`nix-store` on PATH, root or a daemon).
+    #[test]
+    #[ignore = "needs a real Nix store"]
+    fn real_gc_roots_are_indirect_roots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("nixproc-gcroot-test");
+        fs::write(&file, "nixproc gc root test\n").unwrap();
+        let out = Command::new("nix-store")
+            .arg("--add")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store_path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        let p = Profile::new(tmp.path().join("profiles"), "processes");
+        let g = p.set(&store_path).unwrap();
+        let link = p.link_path(g.number);
+        assert_eq!(fs::read_link(&link).unwrap(), store_path);
+        let out = Command::new("nix-store")
+            .args(["--gc", "--print-roots"])
+            .output()
+            .unwrap();
+        let roots = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            roots.contains(&format!("{} -> {}", link.display(), store_path.display())),
+            "{roots}"
+        );
     }
 
     #[test]

@@ -4,6 +4,22 @@
 //!
 //! Entry point for the CLI: [`Switch`] (deploy a built profile, roll back,
 //! switch to a generation, dry-run).
+//!
+//! Decisions (and why):
+//! * Change detection is by the manifest's content `revision`, not by store
+//!   path; an unchanged instance whose dependency restarts restarts too
+//!   ([`PlanOptions::restart_dependents`], default on), because otherwise a
+//!   dependency would be stopped under a running dependent (defect 15).
+//! * Every switch runs under the profile lock (defect 13) and is
+//!   transactional: the first failure undoes what the switch did and the
+//!   profile stays at the previous generation (defect 14).
+//! * Rollback and switch-generation re-point the profile at an existing
+//!   generation instead of creating a new one (defects 1 and 2).
+//! * Instances not started in the configured runlevel are listed as skipped
+//!   in the plan and the progress output (defect 17).
+//! * Command output is captured in unlinked temporary files rather than
+//!   pipes: an init script's daemon that keeps stdout open would otherwise
+//!   block the deploy, or die of SIGPIPE once nixproc exits.
 
 pub mod activator;
 pub mod engine;

@@ -486,3 +486,89 @@ mod tests {
         assert_eq!(out.report.kept, ["webapp1"]);
     }
 }
+
+#[cfg(test)]
+mod real_scripts {
+    use super::*;
+    use crate::deploy::progress::SilentProgress;
+    use crate::deploy::runner::SystemRunner;
+    use crate::deploy::sysvinit::SysvinitActivator;
+    use crate::deploy::testutil::{inst, log_lines, manifest, write_profile_with_scripts};
+    use crate::generations::NoGcRoots;
+
+    #[test]
+    fn deploy_upgrade_fail_rollback_undeploy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("log");
+        let store = |name: &str, m: Manifest| {
+            let p = tmp.path().join("store").join(name);
+            write_profile_with_scripts(&p, &log, &m);
+            Target::Profile(p)
+        };
+        let v1 = store(
+            "v1",
+            manifest(vec![
+                inst("webapp", "1", &[]),
+                inst("nginx", "1", &["webapp"]),
+            ]),
+        );
+        let v2 = store(
+            "v2",
+            manifest(vec![
+                inst("webapp", "2", &[]),
+                inst("nginx", "1", &["webapp"]),
+            ]),
+        );
+        let bad = store(
+            "bad",
+            manifest(vec![
+                inst("webapp", "bad", &[]),
+                inst("nginx", "1", &["webapp"]),
+            ]),
+        );
+        let empty = store("empty", Manifest::empty("sysvinit"));
+        let profile = Profile::new(tmp.path().join("profiles"), "processes")
+            .with_gc_roots(Box::new(NoGcRoots));
+        let act = SysvinitActivator::new(SystemRunner);
+        let switch = Switch::new(&profile, &act).progress(&SilentProgress);
+
+        switch.run(&v1).unwrap();
+        assert_eq!(log_lines(&log), ["webapp-1 start", "nginx-1 start"]);
+        switch.run(&v2).unwrap();
+        assert_eq!(
+            log_lines(&log),
+            [
+                "nginx-1 stop",
+                "webapp-1 stop",
+                "webapp-2 start",
+                "nginx-1 start"
+            ]
+        );
+        let err = switch.run(&bad).unwrap_err();
+        assert!(err.to_string().contains("cannot bind port"), "{err}");
+        assert_eq!(
+            log_lines(&log),
+            [
+                "nginx-1 stop",
+                "webapp-2 stop",
+                "webapp-bad start",
+                "webapp-bad stop",
+                "webapp-2 start",
+                "nginx-1 start",
+            ]
+        );
+        assert_eq!(profile.current().unwrap().unwrap().number, 2);
+        assert_eq!(switch.run(&Target::Rollback).unwrap().generation.number, 1);
+        assert_eq!(
+            log_lines(&log),
+            [
+                "nginx-1 stop",
+                "webapp-2 stop",
+                "webapp-1 start",
+                "nginx-1 start"
+            ]
+        );
+        assert_eq!(switch.run(&empty).unwrap().generation.number, 3);
+        assert_eq!(log_lines(&log), ["nginx-1 stop", "webapp-1 stop"]);
+    }
+}

@@ -146,47 +146,15 @@ pub fn detect_runlevel(runner: &dyn Runner) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use std::fs;
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
     use crate::deploy::engine::{execute, Context, DeployError};
     use crate::deploy::plan::plan;
     use crate::deploy::progress::RecordingProgress;
     use crate::deploy::runner::{CmdOutput, RecordingRunner, SystemRunner};
-    use crate::deploy::testutil::{inst, manifest};
+    use crate::deploy::testutil::{
+        inst, log_lines, manifest, write_profile_with_scripts as write_profile,
+    };
     use nixproc_core::manifest::Manifest;
-
-    /// Writes init scripts into `profile` that append `<name>-<rev> <activity>`
-    /// to `log`; a script whose revision is "bad" fails on start.
-    fn write_profile(profile: &Path, log: &Path, m: &Manifest) {
-        let dir = profile.join("etc/rc.d/init.d");
-        fs::create_dir_all(&dir).unwrap();
-        for e in &m.instances {
-            let fail = if e.revision == "bad" {
-                "echo \"cannot bind port\" >&2; exit 1"
-            } else {
-                ":"
-            };
-            let text = format!(
-                "#!/bin/sh\ncase \"$1\" in\n  start) echo '{n}-{r} start' >> '{log}'; {fail} ;;\n  stop) echo '{n}-{r} stop' >> '{log}' ;;\n  status) exit 3 ;;\n  *) exit 1 ;;\nesac\n",
-                n = e.name,
-                r = e.revision,
-                log = log.display(),
-            );
-            let path = dir.join(&e.name);
-            fs::write(&path, text).unwrap();
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-
-    fn log_lines(log: &Path) -> Vec<String> {
-        fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
 
     #[test]
     fn real_scripts_switch_in_dependency_order() {
@@ -228,7 +196,6 @@ mod tests {
                 "nginx-1 start"
             ]
         );
-        fs::remove_file(&log).unwrap();
 
         // Upgrade.
         let p = plan(&old, &new);

@@ -1,6 +1,7 @@
 //! Helpers for the deploy tests.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use nixproc_core::manifest::{Backend, InstanceEntry, Manifest, MANIFEST_PATH, MANIFEST_VERSION};
@@ -46,4 +47,39 @@ pub(crate) fn write_profile(dir: &Path, m: &Manifest) {
             fs::write(p, "").unwrap();
         }
     }
+}
+
+/// A profile with the manifest and real init scripts that append
+/// `<name>-<rev> <activity>` to `log`; a script whose revision is "bad"
+/// fails on start.
+pub(crate) fn write_profile_with_scripts(profile: &Path, log: &Path, m: &Manifest) {
+    write_profile(profile, m);
+    let dir = profile.join("etc/rc.d/init.d");
+    for e in &m.instances {
+        let fail = if e.revision == "bad" {
+            "echo \"cannot bind port\" >&2; exit 1"
+        } else {
+            ":"
+        };
+        let text = format!(
+            "#!/bin/sh\ncase \"$1\" in\n  start) echo '{n}-{r} start' >> '{log}'; {fail} ;;\n  stop) echo '{n}-{r} stop' >> '{log}' ;;\n  status) exit 3 ;;\n  *) exit 1 ;;\nesac\n",
+            n = e.name,
+            r = e.revision,
+            log = log.display(),
+        );
+        let path = dir.join(&e.name);
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// The lines of a script log, then empties it.
+pub(crate) fn log_lines(log: &Path) -> Vec<String> {
+    let lines = fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let _ = fs::remove_file(log);
+    lines
 }
