@@ -128,6 +128,12 @@ pub struct ProfileOpts {
     /// Print the plan or result as JSON
     #[arg(long)]
     pub json: bool,
+    /// Do not restart unchanged instances whose dependencies restart
+    #[arg(long)]
+    pub no_restart_dependents: bool,
+    /// Fail instead of waiting when another switch holds the profile lock
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]

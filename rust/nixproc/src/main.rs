@@ -1,1 +1,292 @@
-fn main() {}
+//! `nixproc`: build processes models with Nix and deploy them.
+
+mod cli;
+mod nix;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use cli::{BuildCmd, Cli, Command, DeployCmd, DirOpts, InitStateCmd, ModelOpts, ProfileOpts, SwitchCmd};
+use nixproc::deploy::{PlanOptions, Switch, SwitchOutcome, SysvinitActivator, SystemRunner, Target};
+use nixproc::generations::{format_generations, DeleteSpec, Profile};
+use nixproc::lock::LockMode;
+use nixproc::state_dirs::{init_state, StateDirOverrides, StateDirs, DEFAULT_STATE_DIR};
+
+fn main() -> ExitCode {
+    let args = cli::rewrite_argv0(std::env::args_os().collect());
+    let cli = Cli::parse_from(args);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nixproc: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Build(b) => build(b),
+        Command::Switch(s) => switch(s),
+        Command::Deploy(d) => deploy_profile(d),
+        Command::InitState(i) => init_state_cmd(i),
+    }
+}
+
+/// The state directories in effect, from the options (or their env vars).
+fn state_dirs(d: &DirOpts) -> Result<StateDirs> {
+    let abs = |o: &Option<PathBuf>| o.as_deref().map(absolute).transpose();
+    Ok(StateDirs::from_state_dir(
+        abs(&d.state_dir)?.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        &StateDirOverrides {
+            runtime: abs(&d.runtime_dir)?,
+            log: abs(&d.log_dir)?,
+            tmp: abs(&d.tmp_dir)?,
+            cache: abs(&d.cache_dir)?,
+            spool: abs(&d.spool_dir)?,
+            lock: abs(&d.lock_dir)?,
+            lib: abs(&d.lib_dir)?,
+        },
+    ))
+}
+
+/// Only directories given explicitly reach the model (nix-processmgmt's
+/// forwarding rule): the model's own defaults derive the rest from stateDir.
+fn explicit_dir_args(d: &DirOpts) -> Result<Vec<(String, String)>> {
+    let given = [
+        ("stateDir", &d.state_dir),
+        ("runtimeDir", &d.runtime_dir),
+        ("logDir", &d.log_dir),
+        ("tmpDir", &d.tmp_dir),
+        ("cacheDir", &d.cache_dir),
+        ("spoolDir", &d.spool_dir),
+        ("lockDir", &d.lock_dir),
+        ("libDir", &d.lib_dir),
+    ];
+    given
+        .into_iter()
+        .filter_map(|(name, dir)| dir.as_ref().map(|p| (name, p)))
+        .map(|(name, p)| Ok((name.to_string(), absolute(p)?.to_string_lossy().into_owned())))
+        .collect()
+}
+
+/// Absolute without requiring existence (state dirs are created later).
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(p))
+    }
+}
+
+fn calling_identity() -> Vec<(String, String)> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("id")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut v = Vec::new();
+    if let Some(u) = run(&["-un"]) {
+        v.push(("callingUser".to_string(), u));
+    }
+    if let Some(g) = run(&["-gn"]) {
+        v.push(("callingGroup".to_string(), g));
+    }
+    v
+}
+
+fn build_request(m: &ModelOpts, undeploy: bool) -> Result<nix::BuildRequest> {
+    let processes = if undeploy {
+        None
+    } else {
+        Some(m.processes.clone().context(
+            "no processes model given: pass a file (e.g. processes.nix) or set NIXPROC_PROCESSES",
+        )?)
+    };
+    let mut string_args = explicit_dir_args(&m.dirs)?;
+    string_args.extend(calling_identity());
+    Ok(nix::BuildRequest {
+        processes,
+        process_manager: m.process_manager.clone(),
+        string_args,
+        force_disable_user_change: m.dirs.force_disable_user_change,
+        extra_params: m.extra_params.clone(),
+        show_trace: m.show_trace,
+        out_link: None,
+    })
+}
+
+fn build(b: BuildCmd) -> Result<ExitCode> {
+    let tc = nix::Toolchain::locate()?;
+    let mut req = build_request(&b.model, b.undeploy)?;
+    req.out_link = if b.no_out_link { None } else { b.out_link.clone() };
+    let path = nix::build_profile(&tc, &req)?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the generations of a profile live: an explicit directory, then
+/// NIX_USER_PROFILE_DIR (nix-processmgmt), then — for deployments with a
+/// state dir of their own — inside it, so unprivileged deployments are
+/// self-contained; otherwise Nix's profiles directory (root) or the user's
+/// XDG state dir.
+fn profile_for(p: &ProfileOpts, dirs: &DirOpts) -> Result<Profile> {
+    if p.profile.contains('/') {
+        let path = absolute(Path::new(&p.profile))?;
+        let dir = path.parent().context("profile path has no directory")?;
+        let name = path.file_name().context("profile path has no name")?;
+        return Ok(Profile::new(dir, name.to_string_lossy()));
+    }
+    let dir = if let Some(d) = &p.profile_dir {
+        absolute(d)?
+    } else if let Some(d) = std::env::var_os("NIX_USER_PROFILE_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(d)
+    } else if dirs.state_dir.is_some() || dirs.lib_dir.is_some() {
+        state_dirs(dirs)?.lib.join("nixproc/profiles")
+    } else if rustix::process::geteuid().is_root() {
+        let nix_state = std::env::var_os("NIX_STATE_DIR").unwrap_or_else(|| "/nix/var/nix".into());
+        PathBuf::from(nix_state).join("profiles")
+    } else {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .context("cannot determine a profile directory: set HOME or --profile-dir")?;
+        base.join("nixproc/profiles")
+    };
+    Ok(Profile::new(dir, p.profile.clone()))
+}
+
+fn activator(process_manager: &str, p: &ProfileOpts) -> Result<SysvinitActivator<SystemRunner>> {
+    match process_manager {
+        "sysvinit" => Ok(SysvinitActivator::new(SystemRunner).with_runlevel(p.runlevel)),
+        other => bail!(
+            "process manager '{other}' cannot be deployed yet (supported: sysvinit)"
+        ),
+    }
+}
+
+fn switch(s: SwitchCmd) -> Result<ExitCode> {
+    let dirs = &s.model.dirs;
+    let profile = profile_for(&s.profile, dirs)?;
+    let op = &s.op;
+
+    if op.list_generations {
+        let gens = profile.generations()?;
+        let current = profile.current()?.map(|g| g.number);
+        print!("{}", format_generations(&gens, current));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(spec) = &op.delete_generations {
+        let spec = DeleteSpec::parse(spec)?;
+        let _lock = profile.lock(LockMode::Wait, &waiting(&profile))?;
+        for g in profile.delete(&spec)? {
+            eprintln!("nixproc: removed generation {}", g.number);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if op.delete_all_generations {
+        let _lock = profile.lock(LockMode::Wait, &waiting(&profile))?;
+        for g in profile.delete_all()? {
+            eprintln!("nixproc: removed generation {}", g.number);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let target = if op.rollback {
+        Target::Rollback
+    } else if let Some(n) = op.switch_generation {
+        Target::Generation(n)
+    } else {
+        let tc = nix::Toolchain::locate()?;
+        let req = build_request(&s.model, op.undeploy)?;
+        Target::Profile(nix::build_profile(&tc, &req)?)
+    };
+    let act = activator(&s.model.process_manager, &s.profile)?;
+    activate(&profile, &act, &s.profile, dirs, &target)
+}
+
+fn deploy_profile(d: DeployCmd) -> Result<ExitCode> {
+    let profile = profile_for(&d.profile, &d.dirs)?;
+    let act = activator(&d.process_manager, &d.profile)?;
+    activate(&profile, &act, &d.profile, &d.dirs, &Target::Profile(d.profile_path.clone()))
+}
+
+fn waiting(profile: &Profile) -> impl Fn() + '_ {
+    move || {
+        eprintln!(
+            "nixproc: waiting for another nixproc switch on {}…",
+            profile.path().display()
+        )
+    }
+}
+
+/// Plans (and unless --dry-run, executes) a switch to `target`.
+fn activate(
+    profile: &Profile,
+    act: &SysvinitActivator<SystemRunner>,
+    p: &ProfileOpts,
+    dirs: &DirOpts,
+    target: &Target,
+) -> Result<ExitCode> {
+    let state = state_dirs(dirs)?;
+    let sw = Switch::new(profile, act)
+        .old_profile(p.old_profile.clone())
+        .lock_mode(if p.no_wait { LockMode::NoWait } else { LockMode::Wait })
+        .plan_options(PlanOptions {
+            restart_dependents: !p.no_restart_dependents,
+        })
+        .init_state(&state, dirs.force_disable_user_change);
+
+    if p.dry_run {
+        let prepared = sw.plan(target)?;
+        if p.json {
+            println!("{}", serde_json::to_string_pretty(&prepared)?);
+        } else {
+            print!("{}", prepared.plan);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    match sw.run(target) {
+        Ok(outcome) => {
+            report(&outcome, p.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if p.json {
+                if let Some(r) = e.report() {
+                    println!("{}", serde_json::to_string_pretty(r)?);
+                }
+            }
+            Err(anyhow::Error::new(e))
+        }
+    }
+}
+
+fn report(outcome: &SwitchOutcome, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(outcome)?);
+    } else {
+        eprintln!(
+            "nixproc: generation {} is active: {}",
+            outcome.generation.number,
+            outcome.generation.store_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn init_state_cmd(i: InitStateCmd) -> Result<ExitCode> {
+    let dirs = state_dirs(&i.dirs)?;
+    let rep = init_state(&dirs, i.dirs.force_disable_user_change)?;
+    for d in &rep.created {
+        eprintln!("nixproc: created {}", d.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
