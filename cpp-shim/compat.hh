@@ -41,6 +41,7 @@
 #  include <nix/store/store-api.hh>
 #endif
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -72,7 +73,7 @@ using PrimOpFn = void (*)(nix::EvalState &, PosArg, nix::Value **, nix::Value &)
     throw nix::ThrownError({.level = nix::lvlError, .msg = nix::hintfmt(msg), .errPos = state.positions[pos]});
 #elif NIX_VERSION_NUM < 22100
     state.error("%s", msg).atPos(pos).template debugThrow<nix::ThrownError>();
-    throw; // not reached
+    std::abort(); // not reached
 #else
     state.error<nix::ThrownError>("%s", msg).atPos(pos).debugThrow();
 #endif

@@ -25,7 +25,11 @@ fn each_output_string_has_exactly_its_own_context() {
     let c = got["c"].as_object().unwrap();
     assert!(c.keys().all(|k| k.ends_with("-somefile.nix")));
     // every comparison also done in Nix
-    assert!(v["equal"].as_object().unwrap().values().all(|b| b == &json!(true)));
+    assert!(v["equal"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|b| b == &json!(true)));
 }
 
 #[test]

@@ -109,3 +109,22 @@ fn wrong_argument_type() {
     assert!(e.contains("error: nixproc: nixprocCheckModel: "), "{e}");
     assert!(e.contains("«string»:1:1"), "{e}");
 }
+
+#[test]
+fn non_utf8_strings_are_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("binary");
+    std::fs::write(&file, b"ok \xff\xfe bytes").unwrap();
+    let read = format!("builtins.readFile {}", file.display());
+    let e = eval_err(&format!("builtins.nixprocEcho {{ data = [ ({read}) ]; }}"));
+    assert!(
+        e.contains(
+            "error: nixproc: nixprocEcho: a string in attribute 'data[0]' is not valid UTF-8"
+        ),
+        "{e}"
+    );
+    let v = eval_json(&format!(
+        "(builtins.tryEval (builtins.nixprocEcho ({read}))).success"
+    ));
+    assert_eq!(v, json!(false));
+}

@@ -22,8 +22,7 @@ fn five_thousand_round_trips_with_a_small_heap() {
     // far more was allocated than the heap ever held.
     let stderr = String::from_utf8_lossy(&out.stderr);
     let start = stderr.find('{').expect("NIX_SHOW_STATS output");
-    let stats: serde_json::Value =
-        serde_json::from_str(&stderr[start..]).expect("stats JSON");
+    let stats: serde_json::Value = serde_json::from_str(&stderr[start..]).expect("stats JSON");
     let heap = stats["gc"]["heapSize"].as_u64().unwrap();
     let total = stats["gc"]["totalBytes"].as_u64().unwrap();
     assert!(total > 4 * heap, "heap {heap}, allocated {total}");

@@ -17,7 +17,13 @@ fn test_primops_plugin() -> PathBuf {
     let out = cargo()
         .current_dir(repo_root())
         .env("CARGO_TARGET_DIR", &target)
-        .args(["build", "-p", "nixproc-plugin", "--features", "test-primops"])
+        .args([
+            "build",
+            "-p",
+            "nixproc-plugin",
+            "--features",
+            "test-primops",
+        ])
         .output()
         .expect("run cargo");
     assert!(
@@ -42,7 +48,11 @@ fn panic_is_a_catchable_error() {
 
     let out = eval("builtins.nixprocTestPanic \"requested panic\"");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "not an ordinary error: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not an ordinary error: {stderr}"
+    );
     assert!(
         stderr.contains(
             "error: nixproc: internal error (Rust panic): nixprocTestPanic: requested panic"
@@ -55,7 +65,11 @@ fn panic_is_a_catchable_error() {
         "let t = builtins.tryEval (builtins.nixprocTestPanic \"x\"); \
          in [ t.success (builtins.nixprocEcho { a = 1; }) ]",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         r#"[false,{"a":1}]"#

@@ -58,9 +58,7 @@ fn mismatching_build_version_registers_nothing() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[false,2]");
     assert!(
-        stderr.contains(&format!(
-            "built for Nix {fake} but this is Nix {running}"
-        )),
+        stderr.contains(&format!("built for Nix {fake} but this is Nix {running}")),
         "{stderr}"
     );
 
@@ -70,5 +68,9 @@ fn mismatching_build_version_registers_nothing() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

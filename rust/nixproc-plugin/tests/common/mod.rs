@@ -69,7 +69,9 @@ pub fn nix_instantiate() -> Command {
 /// `--eval --strict --json` of a file, in `tests/plugin/`.
 pub fn eval_file_json(file: &Path, args: &[&str]) -> Output {
     let mut c = nix_instantiate();
-    c.args(["--eval", "--strict", "--json"]).args(args).arg(file);
+    c.args(["--eval", "--strict", "--json"])
+        .args(args)
+        .arg(file);
     c.output().expect("run nix-instantiate")
 }
 
