@@ -94,7 +94,9 @@ fn find_nix() -> (Vec<PathBuf>, Vec<PathBuf>) {
         let dir = PathBuf::from(dir);
         if !has_eval_hh(&dir) {
             fail(&format!(
-                "NIX_INCLUDE_DIR={} has neither nix/eval.hh nor nix/expr/eval.hh",
+                "NIX_INCLUDE_DIR={} has neither nix/eval.hh nor nix/expr/eval.hh; it must be \
+                 the directory that contains nix/ (scripts/setup.sh installs the headers into \
+                 /usr/local/include/nix)",
                 dir.display()
             ));
         }
