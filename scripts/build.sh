@@ -14,7 +14,7 @@ test -x target/release/nixproc || { echo "build.sh: cargo build failed" >&2; exi
 # crt-static cannot apply to the cdylib, so the builder is a separate rustc run.
 cargo rustc --release --locked -p nixproc-builder --bin nixproc-builder -- -C target-feature=+crt-static 2>&1 \
     | grep -v '^\s*Compiling ' >&2 || true
-if ldd target/release/nixproc-builder >/dev/null 2>&1; then
+if ! ldd target/release/nixproc-builder 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; then
     echo "build.sh: target/release/nixproc-builder is not statically linked" >&2
     exit 1
 fi

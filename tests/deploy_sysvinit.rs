@@ -84,52 +84,84 @@ fn deploy_answers_through_nginx_then_undeploy_stops_everything_in_order() {
     assert!(pids_matching(&state).is_empty(), "processes left behind");
 }
 
+fn switch_tag(d: &Deployment, p: &Ports, tag: &str, extra: &[&str]) {
+    let params = params(p, &format!("tags = {{ webapp2 = \"{tag}\"; }};"));
+    let mut args = vec!["switch", "--extra-params", &params];
+    args.extend_from_slice(extra);
+    let model = model();
+    args.push(model.to_str().unwrap());
+    assert_success(&d.nixproc(&args), &format!("switch to {tag}"));
+}
+
+fn tag_of(pid: u32) -> String {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    String::from_utf8_lossy(&env)
+        .split('\0')
+        .find_map(|kv| kv.strip_prefix("TAG="))
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[test]
-fn changing_one_instance_restarts_only_that_instance_and_rollback_restores_it() {
+fn changing_one_instance_restarts_it_and_its_dependents_only_and_rollback_walks_back() {
     let p = ports();
     let d = Deployment::new(&model(), &params(&p, ""));
     d.switch_ok(&[]);
     answers(p.nginx, "webapp2.local", "webapp2");
-    let before = |f: &str| d.pid_of(f).expect("pid");
-    let (w1, w2, ng) = (before("run/webapp1.pid"), before("run/webapp2.pid"), before("run/nginx.pid"));
+    let pid = |f: &str| d.pid_of(f).expect("pid file");
+    let (w1, w2, ng) = (pid("run/webapp1.pid"), pid("run/webapp2.pid"), pid("run/nginx.pid"));
 
-    // Same model, webapp2's environment changed.
-    let out = d.nixproc(&[
-        "switch",
-        "--extra-params",
-        &params(&p, r#"tags = { webapp2 = "v2"; };"#),
-        model().to_str().unwrap(),
-    ]);
-    assert_success(&out, "switch to v2");
-
+    // webapp2 changes: it restarts, and so does nginx, which depends on it;
+    // webapp1 is not touched.
+    switch_tag(&d, &p, "v2", &[]);
     answers(p.nginx, "webapp2.local", "webapp2");
-    let w2_new = d.pid_of("run/webapp2.pid").expect("webapp2 restarted");
-    assert_ne!(w2, w2_new, "webapp2 was restarted");
+    let (w2_v2, ng_v2) = (pid("run/webapp2.pid"), pid("run/nginx.pid"));
+    assert_ne!(w2, w2_v2, "webapp2 was restarted");
     assert!(!alive(w2), "old webapp2 process is gone");
-    assert_eq!(d.pid_of("run/webapp1.pid"), Some(w1), "webapp1 untouched");
-    assert_eq!(d.pid_of("run/nginx.pid"), Some(ng), "nginx untouched");
-    assert!(alive(w1) && alive(ng));
+    assert_eq!(tag_of(w2_v2), "v2");
+    assert_ne!(ng, ng_v2, "nginx (a dependent) was restarted");
+    assert_eq!(pid("run/webapp1.pid"), w1, "webapp1 untouched");
+    assert!(alive(w1));
+
+    // With --no-restart-dependents only the changed instance restarts.
+    switch_tag(&d, &p, "v3", &["--no-restart-dependents"]);
+    let w2_v3 = pid("run/webapp2.pid");
+    assert_ne!(w2_v3, w2_v2);
+    assert_eq!(tag_of(w2_v3), "v3");
+    assert_eq!(pid("run/nginx.pid"), ng_v2, "nginx untouched");
+    assert_eq!(pid("run/webapp1.pid"), w1, "webapp1 untouched");
     assert_eq!(
         order_log(&d),
-        ["start webapp1", "start webapp2", "stop webapp2", "start webapp2"]
-    );
-
-    let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
-    assert_eq!(gens.lines().count(), 2, "two generations: {gens}");
-
-    // Roll back: webapp2 goes back to v1, again without touching the others.
-    assert_success(&d.nixproc(&["switch", "--rollback"]), "rollback");
-    let w2_back = d.pid_of("run/webapp2.pid").expect("webapp2 after rollback");
-    assert_ne!(w2_back, w2_new);
-    assert!(alive(w2_back) && !alive(w2_new));
-    assert_eq!(d.pid_of("run/webapp1.pid"), Some(w1));
-    let env = std::fs::read(format!("/proc/{w2_back}/environ")).unwrap();
-    assert!(
-        String::from_utf8_lossy(&env).contains("TAG=v1"),
-        "rolled back webapp2 runs v1"
+        [
+            "start webapp1",
+            "start webapp2",
+            "stop webapp2",
+            "start webapp2",
+            "stop webapp2",
+            "start webapp2"
+        ]
     );
     let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
-    assert!(gens.lines().any(|l| l.contains("1") && l.contains("current")), "{gens}");
+    assert_eq!(gens.lines().count(), 3, "three generations: {gens}");
+
+    // Rollbacks walk back one generation at a time, without new generations.
+    assert_success(&d.nixproc(&["switch", "--rollback"]), "rollback to 2");
+    assert_eq!(tag_of(pid("run/webapp2.pid")), "v2");
+    assert_success(&d.nixproc(&["switch", "--rollback"]), "rollback to 1");
+    let w2_back = pid("run/webapp2.pid");
+    assert_eq!(tag_of(w2_back), "v1");
+    assert!(alive(w2_back) && !alive(w2_v3));
+    assert_eq!(pid("run/webapp1.pid"), w1, "webapp1 never touched");
+    answers(p.nginx, "webapp2.local", "webapp2");
+    let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
+    assert_eq!(gens.lines().count(), 3, "{gens}");
+    let current: Vec<&str> = gens.lines().filter(|l| l.contains("current")).collect();
+    assert_eq!(current.len(), 1, "{gens}");
+    assert!(current[0].trim_start().starts_with('1'), "{gens}");
+
+    // And forward again to a chosen generation.
+    assert_success(&d.nixproc(&["switch", "--switch-generation", "3"]), "switch-generation 3");
+    assert_eq!(tag_of(pid("run/webapp2.pid")), "v3");
 }
 
 #[test]

@@ -60,17 +60,9 @@ pub struct DirOpts {
     #[arg(long, env = "NIXPROC_LIB_DIR", value_name = "DIR")]
     pub lib_dir: Option<PathBuf>,
     /// Never create users or switch to them (unprivileged deployments)
-    #[arg(long, env = "NIXPROC_FORCE_DISABLE_USER_CHANGE", value_parser = parse_flag, num_args = 0..=1, default_missing_value = "1", default_value = "0")]
+    /// (env NIXPROC_FORCE_DISABLE_USER_CHANGE=1 sets it too)
+    #[arg(long, env = "NIXPROC_FORCE_DISABLE_USER_CHANGE", value_parser = clap::builder::FalseyValueParser::new())]
     pub force_disable_user_change: bool,
-}
-
-/// `NIXPROC_FORCE_DISABLE_USER_CHANGE=1` style flags.
-fn parse_flag(s: &str) -> Result<bool, String> {
-    match s {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" | "" => Ok(false),
-        other => Err(format!("expected 1/0/true/false, got '{other}'")),
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -269,5 +261,8 @@ mod tests {
     fn force_disable_user_change_flag() {
         let Command::InitState(i) = parse(&["nixproc-init-state", "--force-disable-user-change"]).command else { panic!() };
         assert!(i.dirs.force_disable_user_change);
+        let Command::Switch(s) = parse(&["nixproc", "switch", "--force-disable-user-change", "m.nix"]).command else { panic!() };
+        assert!(s.model.dirs.force_disable_user_change);
+        assert_eq!(s.model.processes.as_deref(), Some(Path::new("m.nix")));
     }
 }
