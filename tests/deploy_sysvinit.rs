@@ -48,7 +48,10 @@ fn answers(port: u16, host: &str, expect: &str) {
     let (status, body) = http_get(port, host, WAIT)
         .unwrap_or_else(|| panic!("nothing answers on port {port} for {host}"));
     assert_eq!(status, 200, "status for {host}: {body}");
-    assert!(body.contains(expect), "body for {host} lacks {expect:?}: {body}");
+    assert!(
+        body.contains(expect),
+        "body for {host} lacks {expect:?}: {body}"
+    );
 }
 
 #[test]
@@ -57,8 +60,16 @@ fn deploy_answers_through_nginx_then_undeploy_stops_everything_in_order() {
     let d = Deployment::new(&model(), &params(&p, ""));
     d.switch_ok(&[]);
 
-    answers(p.nginx, "webapp1.local", &format!("webapp1 listening on port: {}", p.webapp1));
-    answers(p.nginx, "webapp2.local", &format!("webapp2 listening on port: {}", p.webapp2));
+    answers(
+        p.nginx,
+        "webapp1.local",
+        &format!("webapp1 listening on port: {}", p.webapp1),
+    );
+    answers(
+        p.nginx,
+        "webapp2.local",
+        &format!("webapp2 listening on port: {}", p.webapp2),
+    );
     let (status, body) = http_get(p.nginx, "unknown.local", WAIT).expect("catch-all answers");
     assert_eq!(status, 404);
     assert!(body.contains("unavailable"), "{body}");
@@ -74,7 +85,12 @@ fn deploy_answers_through_nginx_then_undeploy_stops_everything_in_order() {
     // Dependents stop before their dependencies.
     assert_eq!(
         order_log(&d),
-        ["start webapp1", "start webapp2", "stop webapp2", "stop webapp1"]
+        [
+            "start webapp1",
+            "start webapp2",
+            "stop webapp2",
+            "stop webapp1"
+        ]
     );
     eventually(WAIT, "all processes gone", || {
         !alive(pid1) && !alive(pid2) && !alive(nginx)
@@ -109,7 +125,11 @@ fn changing_one_instance_restarts_it_and_its_dependents_only_and_rollback_walks_
     d.switch_ok(&[]);
     answers(p.nginx, "webapp2.local", "webapp2");
     let pid = |f: &str| d.pid_of(f).expect("pid file");
-    let (w1, w2, ng) = (pid("run/webapp1.pid"), pid("run/webapp2.pid"), pid("run/nginx.pid"));
+    let (w1, w2, ng) = (
+        pid("run/webapp1.pid"),
+        pid("run/webapp2.pid"),
+        pid("run/nginx.pid"),
+    );
 
     // webapp2 changes: it restarts, and so does nginx, which depends on it;
     // webapp1 is not touched.
@@ -160,7 +180,10 @@ fn changing_one_instance_restarts_it_and_its_dependents_only_and_rollback_walks_
     assert!(current[0].trim_start().starts_with('1'), "{gens}");
 
     // And forward again to a chosen generation.
-    assert_success(&d.nixproc(&["switch", "--switch-generation", "3"]), "switch-generation 3");
+    assert_success(
+        &d.nixproc(&["switch", "--switch-generation", "3"]),
+        "switch-generation 3",
+    );
     assert_eq!(tag_of(pid("run/webapp2.pid")), "v3");
 }
 
@@ -170,13 +193,29 @@ fn foreground_processes_are_daemonized_by_nixproc() {
     let d = Deployment::new(&model(), &params(&p, "foreground = true;"));
     d.switch_ok(&[]);
     answers(p.nginx, "webapp1.local", "webapp1");
-    let pid = d.pid_of("run/webapp1.pid").expect("pid file written by the helper");
+    let pid = d
+        .pid_of("run/webapp1.pid")
+        .expect("pid file written by the helper");
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(cmdline.contains("webapp"), "the PID is the webapp itself: {cmdline}");
-    assert!(!cmdline.contains("-D"), "runs in foreground mode: {cmdline}");
+    assert!(
+        cmdline.contains("webapp"),
+        "the PID is the webapp itself: {cmdline}"
+    );
+    assert!(
+        !cmdline.contains("-D"),
+        "runs in foreground mode: {cmdline}"
+    );
     // Detached: its own session, not a child of nixproc.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: u32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ppid: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_ne!(ppid, std::process::id());
     assert_success(&d.undeploy(), "undeploy");
     eventually(WAIT, "webapp1 stopped", || !alive(pid));
@@ -194,7 +233,10 @@ fn failed_start_returns_to_the_previous_generation() {
     let out = d.nixproc(&[
         "switch",
         "--extra-params",
-        &params(&p, r#"failing = "webapp2"; tags = { webapp2 = "broken"; };"#),
+        &params(
+            &p,
+            r#"failing = "webapp2"; tags = { webapp2 = "broken"; };"#,
+        ),
         model().to_str().unwrap(),
     ]);
     assert!(!out.status.success(), "switch must fail");
@@ -232,15 +274,24 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 fn build_prints_only_the_store_path_on_stdout() {
     let p = ports();
     let d = Deployment::new(&model(), &params(&p, ""));
-    let out = d.nixproc(&["build", "--extra-params", &params(&p, ""), model().to_str().unwrap()]);
+    let out = d.nixproc(&[
+        "build",
+        "--extra-params",
+        &params(&p, ""),
+        model().to_str().unwrap(),
+    ]);
     assert_success(&out, "build");
     let path = stdout(&out);
     let path = path.trim();
-    assert!(path.starts_with("/nix/store/") && !path.contains('\n'), "{path:?}");
+    assert!(
+        path.starts_with("/nix/store/") && !path.contains('\n'),
+        "{path:?}"
+    );
     let profile = std::path::Path::new(path);
     assert!(profile.join("etc/rc.d/init.d/webapp1").exists());
     assert!(profile.join("etc/rc.d/rc3.d").read_dir().unwrap().count() >= 3);
-    let manifest = std::fs::read_to_string(profile.join("nix-support/nixproc/manifest.json")).unwrap();
+    let manifest =
+        std::fs::read_to_string(profile.join("nix-support/nixproc/manifest.json")).unwrap();
     let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     let names: Vec<&str> = m["instances"]
         .as_array()

@@ -45,13 +45,21 @@ fn each_generated_file_carries_exactly_its_own_context() {
           name = ctx pkg.nixproc.spec.name;
         }}"#
     ));
-    let script: Vec<&str> = v["script"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let script: Vec<&str> = v["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert!(script.contains(&"hello.drv"), "{script:?}");
     assert!(!script.contains(&"unrelated.drv"), "{script:?}");
     // A daemon's script reaches the run-time helper through init-functions
     // (whose store file refers to it), so that is its only other reference.
     assert_eq!(script.len(), 2, "{script:?}");
-    assert!(script.iter().any(|s| s.ends_with("init-functions")), "{script:?}");
+    assert!(
+        script.iter().any(|s| s.ends_with("init-functions")),
+        "{script:?}"
+    );
     assert_eq!(v["user"], serde_json::json!(["unrelated.drv"]));
     assert_eq!(v["name"], serde_json::json!([]));
 }

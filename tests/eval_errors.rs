@@ -24,13 +24,19 @@ fn missing_process_name() {
 fn wrong_type_names_the_attribute_and_primop() {
     let e = build_error("wrong-type.nix");
     assert!(e.contains("createSystemVInitScript"), "{e}");
-    assert!(e.contains("'runlevels' must be a list, but it is int"), "{e}");
+    assert!(
+        e.contains("'runlevels' must be a list, but it is int"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_parameter_suggests_the_right_one() {
     let e = build_error("unknown-parameter.nix");
-    assert!(e.contains("unknown parameter 'runlevel' (did you mean 'runlevels'?)"), "{e}");
+    assert!(
+        e.contains("unknown parameter 'runlevel' (did you mean 'runlevels'?)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -50,7 +56,10 @@ fn duplicate_instance_names() {
 #[test]
 fn instance_without_pkg() {
     let e = build_error("missing-pkg.nix");
-    assert!(e.contains("instance 'broken'") && e.contains("no 'pkg' attribute"), "{e}");
+    assert!(
+        e.contains("instance 'broken'") && e.contains("no 'pkg' attribute"),
+        "{e}"
+    );
 }
 
 #[test]

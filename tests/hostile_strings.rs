@@ -65,12 +65,17 @@ fn hostile_strings_reach_the_process_verbatim() {
     std::fs::write(&file, spec.to_string()).unwrap();
 
     let model = repo_root().join("tests/models/hostile.nix");
-    let d = Deployment::new(&model, &format!("{{ hostileFile = \"{}\"; }}", file.display()));
+    let d = Deployment::new(
+        &model,
+        &format!("{{ hostileFile = \"{}\"; }}", file.display()),
+    );
     d.switch_ok(&[]);
 
     for name in ["hostile-fg", "hostile-daemon"] {
         let dir = d.state_dir().join(format!("dump-{name}"));
-        eventually(Duration::from_secs(10), "dump written", || dir.join("env").exists());
+        eventually(Duration::from_secs(10), "dump written", || {
+            dir.join("env").exists()
+        });
         assert_eq!(dumped_args(&dir.join("args")), HOSTILE, "{name}: args");
         let got = dumped_env(&dir.join("env"));
         for (k, v) in &env {
@@ -79,7 +84,10 @@ fn hostile_strings_reach_the_process_verbatim() {
     }
     for marker in ["subst", "backtick", "semi", "desc"] {
         let p = format!("/tmp/nixproc-pwned-{marker}");
-        assert!(!std::path::Path::new(&p).exists(), "{p}: a hostile string was executed");
+        assert!(
+            !std::path::Path::new(&p).exists(),
+            "{p}: a hostile string was executed"
+        );
     }
     assert_success(&d.undeploy(), "undeploy");
 }

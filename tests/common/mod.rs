@@ -22,7 +22,12 @@ pub fn release_dir() -> PathBuf {
     let dir = std::env::var_os("NIXPROC_TEST_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/release"));
-    for f in ["nixproc", "libnixproc_plugin.so", "nixproc-builder", "webapp"] {
+    for f in [
+        "nixproc",
+        "libnixproc_plugin.so",
+        "nixproc-builder",
+        "webapp",
+    ] {
         assert!(
             dir.join(f).exists(),
             "{} missing: run scripts/build.sh before the integration tests",
@@ -179,7 +184,12 @@ pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // state is the field after the parenthesised comm
-            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
             state != Some("Z")
         }
         Err(_) => false,

@@ -68,7 +68,13 @@ pub struct DirOpts {
 #[derive(Debug, Clone, Args)]
 pub struct ModelOpts {
     /// Process manager to generate for
-    #[arg(short = 'P', long, env = "NIXPROC_PROCESS_MANAGER", default_value = "sysvinit", value_name = "MANAGER")]
+    #[arg(
+        short = 'P',
+        long,
+        env = "NIXPROC_PROCESS_MANAGER",
+        default_value = "sysvinit",
+        value_name = "MANAGER"
+    )]
     pub process_manager: String,
     /// A Nix expression (an attribute set) of extra arguments for the processes model
     #[arg(long, value_name = "EXPR")]
@@ -172,7 +178,12 @@ pub struct DeployCmd {
     #[command(flatten)]
     pub dirs: DirOpts,
     /// Process manager (must match the profile)
-    #[arg(short = 'P', long, env = "NIXPROC_PROCESS_MANAGER", default_value = "sysvinit")]
+    #[arg(
+        short = 'P',
+        long,
+        env = "NIXPROC_PROCESS_MANAGER",
+        default_value = "sysvinit"
+    )]
     pub process_manager: String,
 }
 
@@ -197,10 +208,13 @@ pub fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
         .unwrap_or_default();
     let rest = args[1..].to_vec();
     let mut out: Vec<OsString> = vec!["nixproc".into()];
-    let with = |out: &mut Vec<OsString>, words: &[&str]| out.extend(words.iter().map(OsString::from));
+    let with =
+        |out: &mut Vec<OsString>, words: &[&str]| out.extend(words.iter().map(OsString::from));
     if name == "nixproc-build" {
         with(&mut out, &["build"]);
-        let wants_link = !rest.iter().any(|a| a == "--no-out-link" || a == "--out-link");
+        let wants_link = !rest
+            .iter()
+            .any(|a| a == "--no-out-link" || a == "--out-link");
         if wants_link {
             with(&mut out, &["--out-link", "result"]);
         }
@@ -234,8 +248,15 @@ mod tests {
 
     #[test]
     fn original_switch_name_selects_process_manager() {
-        let cli = parse(&["/usr/bin/nixproc-sysvinit-switch", "--state-dir", "/tmp/s", "m.nix"]);
-        let Command::Switch(s) = cli.command else { panic!("not switch") };
+        let cli = parse(&[
+            "/usr/bin/nixproc-sysvinit-switch",
+            "--state-dir",
+            "/tmp/s",
+            "m.nix",
+        ]);
+        let Command::Switch(s) = cli.command else {
+            panic!("not switch")
+        };
         assert_eq!(s.model.process_manager, "sysvinit");
         assert_eq!(s.model.processes.as_deref(), Some(Path::new("m.nix")));
         assert_eq!(s.model.dirs.state_dir.as_deref(), Some(Path::new("/tmp/s")));
@@ -243,9 +264,13 @@ mod tests {
 
     #[test]
     fn nixproc_build_compat_makes_result_link_unless_told_not_to() {
-        let Command::Build(b) = parse(&["nixproc-build", "m.nix"]).command else { panic!() };
+        let Command::Build(b) = parse(&["nixproc-build", "m.nix"]).command else {
+            panic!()
+        };
         assert_eq!(b.out_link.as_deref(), Some(Path::new("result")));
-        let Command::Build(b) = parse(&["nixproc-build", "--no-out-link", "m.nix"]).command else { panic!() };
+        let Command::Build(b) = parse(&["nixproc-build", "--no-out-link", "m.nix"]).command else {
+            panic!()
+        };
         assert_eq!(b.out_link, None);
     }
 
@@ -253,15 +278,26 @@ mod tests {
     fn generation_operations_are_exclusive() {
         let args = ["nixproc", "switch", "--rollback", "--undeploy"];
         assert!(Cli::try_parse_from(args).is_err());
-        let Command::Switch(s) = parse(&["nixproc", "switch", "--switch-generation", "4"]).command else { panic!() };
+        let Command::Switch(s) = parse(&["nixproc", "switch", "--switch-generation", "4"]).command
+        else {
+            panic!()
+        };
         assert_eq!(s.op.switch_generation, Some(4));
     }
 
     #[test]
     fn force_disable_user_change_flag() {
-        let Command::InitState(i) = parse(&["nixproc-init-state", "--force-disable-user-change"]).command else { panic!() };
+        let Command::InitState(i) =
+            parse(&["nixproc-init-state", "--force-disable-user-change"]).command
+        else {
+            panic!()
+        };
         assert!(i.dirs.force_disable_user_change);
-        let Command::Switch(s) = parse(&["nixproc", "switch", "--force-disable-user-change", "m.nix"]).command else { panic!() };
+        let Command::Switch(s) =
+            parse(&["nixproc", "switch", "--force-disable-user-change", "m.nix"]).command
+        else {
+            panic!()
+        };
         assert!(s.model.dirs.force_disable_user_change);
         assert_eq!(s.model.processes.as_deref(), Some(Path::new("m.nix")));
     }

@@ -9,8 +9,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use cli::{BuildCmd, Cli, Command, DeployCmd, DirOpts, InitStateCmd, ModelOpts, ProfileOpts, SwitchCmd};
-use nixproc::deploy::{PlanOptions, Switch, SwitchOutcome, SysvinitActivator, SystemRunner, Target};
+use cli::{
+    BuildCmd, Cli, Command, DeployCmd, DirOpts, InitStateCmd, ModelOpts, ProfileOpts, SwitchCmd,
+};
+use nixproc::deploy::{
+    PlanOptions, Switch, SwitchOutcome, SystemRunner, SysvinitActivator, Target,
+};
 use nixproc::generations::{format_generations, DeleteSpec, Profile};
 use nixproc::lock::LockMode;
 use nixproc::state_dirs::{init_state, StateDirOverrides, StateDirs, DEFAULT_STATE_DIR};
@@ -69,7 +73,12 @@ fn explicit_dir_args(d: &DirOpts) -> Result<Vec<(String, String)>> {
     given
         .into_iter()
         .filter_map(|(name, dir)| dir.as_ref().map(|p| (name, p)))
-        .map(|(name, p)| Ok((name.to_string(), absolute(p)?.to_string_lossy().into_owned())))
+        .map(|(name, p)| {
+            Ok((
+                name.to_string(),
+                absolute(p)?.to_string_lossy().into_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -125,7 +134,11 @@ fn build_request(m: &ModelOpts, undeploy: bool) -> Result<nix::BuildRequest> {
 fn build(b: BuildCmd) -> Result<ExitCode> {
     let tc = nix::Toolchain::locate()?;
     let mut req = build_request(&b.model, b.undeploy)?;
-    req.out_link = if b.no_out_link { None } else { b.out_link.clone() };
+    req.out_link = if b.no_out_link {
+        None
+    } else {
+        b.out_link.clone()
+    };
     let path = nix::build_profile(&tc, &req)?;
     println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
@@ -165,9 +178,7 @@ fn profile_for(p: &ProfileOpts, dirs: &DirOpts) -> Result<Profile> {
 fn activator(process_manager: &str, p: &ProfileOpts) -> Result<SysvinitActivator<SystemRunner>> {
     match process_manager {
         "sysvinit" => Ok(SysvinitActivator::new(SystemRunner).with_runlevel(p.runlevel)),
-        other => bail!(
-            "process manager '{other}' cannot be deployed yet (supported: sysvinit)"
-        ),
+        other => bail!("process manager '{other}' cannot be deployed yet (supported: sysvinit)"),
     }
 }
 
@@ -214,7 +225,13 @@ fn switch(s: SwitchCmd) -> Result<ExitCode> {
 fn deploy_profile(d: DeployCmd) -> Result<ExitCode> {
     let profile = profile_for(&d.profile, &d.dirs)?;
     let act = activator(&d.process_manager, &d.profile)?;
-    activate(&profile, &act, &d.profile, &d.dirs, &Target::Profile(d.profile_path.clone()))
+    activate(
+        &profile,
+        &act,
+        &d.profile,
+        &d.dirs,
+        &Target::Profile(d.profile_path.clone()),
+    )
 }
 
 fn waiting(profile: &Profile) -> impl Fn() + '_ {
@@ -237,7 +254,11 @@ fn activate(
     let state = state_dirs(dirs)?;
     let sw = Switch::new(profile, act)
         .old_profile(p.old_profile.clone())
-        .lock_mode(if p.no_wait { LockMode::NoWait } else { LockMode::Wait })
+        .lock_mode(if p.no_wait {
+            LockMode::NoWait
+        } else {
+            LockMode::Wait
+        })
         .plan_options(PlanOptions {
             restart_dependents: !p.no_restart_dependents,
         })

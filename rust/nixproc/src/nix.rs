@@ -155,7 +155,10 @@ pub fn build_profile(tc: &Toolchain, req: &BuildRequest) -> Result<PathBuf> {
         .output()
         .context("cannot run nix-build (is Nix installed? see scripts/setup.sh)")?;
     if !out.status.success() {
-        bail!("building the profile failed (nix-build exited with {})", out.status);
+        bail!(
+            "building the profile failed (nix-build exited with {})",
+            out.status
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let path = stdout
