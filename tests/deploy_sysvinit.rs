@@ -301,3 +301,90 @@ fn build_prints_only_the_store_path_on_stdout() {
         .collect();
     assert_eq!(names, ["webapp1", "webapp2", "nginx"], "dependency order");
 }
+
+#[test]
+fn processes_run_as_their_declared_user_when_user_change_is_allowed() {
+    if !is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let p = free_ports(2);
+    let model = repo_root().join("tests/models/user.nix");
+    let d = Deployment::privileged(
+        &model,
+        &format!(
+            "{{ ports = {{ daemon = {}; foreground = {}; }}; }}",
+            p[0], p[1]
+        ),
+    );
+    d.switch_ok(&[]);
+    let nobody = 65534;
+    for (name, port) in [("daemon", p[0]), ("foreground", p[1])] {
+        answers(port, "x", &format!("{name} listening on port: {port}"));
+        let pid = d
+            .pid_of(&format!("tmp/{name}.pid"))
+            .expect("pid file in tmpDir");
+        assert_eq!(uid_of(pid), nobody, "{name} runs as nobody");
+    }
+    // The tmp dir was created world-writable for them (user change allowed).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.state_dir().join("tmp"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o1777);
+    assert_success(&d.undeploy(), "undeploy");
+    assert!(port_closed(p[0]) && port_closed(p[1]));
+}
+
+#[test]
+fn original_tool_names_work_through_argv0() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, ""));
+    let bin = release_dir();
+    let params = params(&p, "");
+    let state = d.state_dir();
+    let run_tool = |tool: &str, args: &[&str]| {
+        let mut cmd = std::process::Command::new(bin.join(tool));
+        cmd.current_dir(d.dir.path())
+            .args([
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--force-disable-user-change",
+            ])
+            .args(args);
+        run(&mut cmd)
+    };
+    // nixproc-build makes a `result` link by default, like the original.
+    let out = run_tool(
+        "nixproc-build",
+        &["--extra-params", &params, model().to_str().unwrap()],
+    );
+    assert_success(&out, "nixproc-build");
+    assert!(d
+        .dir
+        .path()
+        .join("result/nix-support/nixproc/manifest.json")
+        .exists());
+
+    let out = run_tool(
+        "nixproc-sysvinit-switch",
+        &["--extra-params", &params, model().to_str().unwrap()],
+    );
+    assert_success(&out, "nixproc-sysvinit-switch");
+    answers(p.nginx, "webapp1.local", "webapp1");
+    let out = run_tool("nixproc-sysvinit-switch", &["--undeploy"]);
+    assert_success(&out, "nixproc-sysvinit-switch --undeploy");
+    assert!(port_closed(p.nginx));
+    let out = run_tool("nixproc-sysvinit-switch", &["--delete-generations", "old"]);
+    assert_success(&out, "--delete-generations old");
+    let gens = stdout(&run_tool(
+        "nixproc-sysvinit-switch",
+        &["--list-generations"],
+    ));
+    assert_eq!(
+        gens.lines().count(),
+        1,
+        "only the current generation is left: {gens}"
+    );
+}

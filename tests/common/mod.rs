@@ -59,6 +59,8 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     pub model: PathBuf,
     pub extra_params: String,
+    /// Pass --force-disable-user-change (the default for tests).
+    pub unprivileged: bool,
 }
 
 impl Deployment {
@@ -71,7 +73,18 @@ impl Deployment {
             dir,
             model: model.to_path_buf(),
             extra_params: extra_params.to_string(),
+            unprivileged: true,
         }
+    }
+
+    /// A deployment that switches users (needs root). Its directory is
+    /// made traversable, so processes running as other users reach it.
+    pub fn privileged(model: &Path, extra_params: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let mut d = Deployment::new(model, extra_params);
+        std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        d.unprivileged = false;
+        d
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -81,10 +94,10 @@ impl Deployment {
     /// `nixproc <args>` with this deployment's state dir.
     pub fn nixproc(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(nixproc_bin());
-        cmd.args(args)
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .arg("--force-disable-user-change");
+        cmd.args(args).arg("--state-dir").arg(self.state_dir());
+        if self.unprivileged {
+            cmd.arg("--force-disable-user-change");
+        }
         run(&mut cmd)
     }
 
@@ -118,6 +131,21 @@ impl Drop for Deployment {
             let _ = self.undeploy();
         }
     }
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The real uid of a process.
+pub fn uid_of(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .expect("Uid line")
 }
 
 pub fn run(cmd: &mut Command) -> Output {
