@@ -62,17 +62,22 @@ impl Ids {
     }
 }
 
-/// Checks a user or group name: it becomes a file name and a `useradd`
-/// argument, so it must be non-empty, not `.`/`..`, and free of `/`,
-/// whitespace and control characters.
-pub fn check_account_name(attr: &str, what: &str, name: &str) -> Result<()> {
-    let bad = name.is_empty()
+/// A name that is safe as a single file name and as a shell/LSB word:
+/// non-empty, not `.`/`..`, without `/`, whitespace or control characters.
+pub fn is_plain_name(name: &str) -> bool {
+    !(name.is_empty()
         || name == "."
         || name == ".."
         || name
             .chars()
-            .any(|c| c == '/' || c.is_whitespace() || c.is_control());
-    if bad {
+            .any(|c| c == '/' || c.is_whitespace() || c.is_control()))
+}
+
+/// Checks a user or group name: it becomes a file name and a `useradd`
+/// argument, so it must be non-empty, not `.`/`..`, and free of `/`,
+/// whitespace and control characters.
+pub fn check_account_name(attr: &str, what: &str, name: &str) -> Result<()> {
+    if !is_plain_name(name) {
         return Err(Error::invalid(
             attr,
             format!(

@@ -378,13 +378,7 @@ pub fn parse_composition(a: &Args) -> Result<Composition> {
 /// LSB facility name, so: non-empty, not `.`/`..`, no `/`, whitespace or
 /// control characters.
 pub fn check_process_name(attr: &str, name: &str) -> Result<()> {
-    let bad = name.is_empty()
-        || name == "."
-        || name == ".."
-        || name
-            .chars()
-            .any(|c| c == '/' || c.is_whitespace() || c.is_control());
-    if bad {
+    if !crate::credentials::is_plain_name(name) {
         return Err(Error::invalid(
             attr,
             format!(

@@ -449,7 +449,7 @@ mod tests {
     use crate::deploy::progress::RecordingProgress;
     use crate::deploy::runner::RecordingRunner;
     use crate::deploy::sysvinit::SysvinitActivator;
-    use crate::deploy::testutil::{inst, manifest, write_profile};
+    use crate::deploy::testutil::{upgrade_pair, write_profile};
     use nixproc_core::manifest::Manifest;
 
     struct Fixture {
@@ -463,18 +463,7 @@ mod tests {
         /// webapp4 added, nginx changed, webapp2 unchanged.
         fn new() -> Self {
             let tmp = tempfile::tempdir().unwrap();
-            let old = manifest(vec![
-                inst("webapp1", "1", &[]),
-                inst("webapp2", "1", &[]),
-                inst("webapp3", "1", &[]),
-                inst("nginx", "1", &["webapp1", "webapp2", "webapp3"]),
-            ]);
-            let new = manifest(vec![
-                inst("webapp1", "2", &[]),
-                inst("webapp2", "1", &[]),
-                inst("webapp4", "1", &[]),
-                inst("nginx", "2", &["webapp1", "webapp2", "webapp4"]),
-            ]);
+            let (old, new) = upgrade_pair();
             write_profile(&tmp.path().join("old"), &old);
             write_profile(&tmp.path().join("new"), &new);
             Fixture { tmp, old, new }

@@ -152,7 +152,7 @@ mod tests {
     use crate::deploy::progress::RecordingProgress;
     use crate::deploy::runner::{CmdOutput, RecordingRunner, SystemRunner};
     use crate::deploy::testutil::{
-        inst, log_lines, manifest, write_profile_with_scripts as write_profile,
+        inst, log_lines, manifest, upgrade_pair, write_profile_with_scripts as write_profile,
     };
     use nixproc_core::manifest::Manifest;
 
@@ -161,18 +161,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let log = tmp.path().join("log");
         let (p1, p2) = (tmp.path().join("p1"), tmp.path().join("p2"));
-        let old = manifest(vec![
-            inst("webapp1", "1", &[]),
-            inst("webapp2", "1", &[]),
-            inst("webapp3", "1", &[]),
-            inst("nginx", "1", &["webapp1", "webapp2", "webapp3"]),
-        ]);
-        let new = manifest(vec![
-            inst("webapp1", "2", &[]),
-            inst("webapp2", "1", &[]),
-            inst("webapp4", "1", &[]),
-            inst("nginx", "2", &["webapp1", "webapp2", "webapp4"]),
-        ]);
+        let (old, new) = upgrade_pair();
         write_profile(&p1, &log, &old);
         write_profile(&p2, &log, &new);
         let act = SysvinitActivator::new(SystemRunner);

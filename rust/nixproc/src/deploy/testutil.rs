@@ -83,3 +83,22 @@ pub(crate) fn log_lines(log: &Path) -> Vec<String> {
     let _ = fs::remove_file(log);
     lines
 }
+
+/// The upgrade used across engine and activator tests: old has webapp1-3
+/// behind nginx; new changes webapp1, removes webapp3, adds webapp4,
+/// changes nginx and keeps webapp2.
+pub(crate) fn upgrade_pair() -> (Manifest, Manifest) {
+    let old = manifest(vec![
+        inst("webapp1", "1", &[]),
+        inst("webapp2", "1", &[]),
+        inst("webapp3", "1", &[]),
+        inst("nginx", "1", &["webapp1", "webapp2", "webapp3"]),
+    ]);
+    let new = manifest(vec![
+        inst("webapp1", "2", &[]),
+        inst("webapp2", "1", &[]),
+        inst("webapp4", "1", &[]),
+        inst("nginx", "2", &["webapp1", "webapp2", "webapp4"]),
+    ]);
+    (old, new)
+}
