@@ -17,7 +17,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -156,6 +156,53 @@ fn write_file(dest: &Path, text: &str, mode: u32) -> Result<()> {
         .with_context(|| format!("cannot set mode of {}", dest.display()))
 }
 
+/// Drops entries that repeat an earlier one exactly (same path, content and
+/// mode, or same link target). A profile merges the packages of all its
+/// processes, and two processes may well declare the same group or user;
+/// only entries that *disagree* are an error, reported with both versions'
+/// nature so the user knows which declarations collide.
+pub fn merge_identical(spec: &Spec) -> Result<Spec> {
+    let mut files: HashMap<PathBuf, &FileEntry> = HashMap::new();
+    let mut links: HashMap<PathBuf, &LinkEntry> = HashMap::new();
+    let mut out = Spec {
+        files: Vec::new(),
+        links: Vec::new(),
+        ..spec.clone()
+    };
+    for f in &spec.files {
+        let key = validate_path(&f.path)?;
+        match files.get(&key) {
+            None => {
+                files.insert(key, f);
+                out.files.push(f.clone());
+            }
+            Some(prev) if prev.text == f.text && prev.mode == f.mode => {}
+            Some(_) => bail!(
+                "path {:?} is generated twice with different contents (two processes declare \
+                 conflicting files, e.g. the same user or group with different properties)",
+                f.path
+            ),
+        }
+    }
+    for l in &spec.links {
+        let key = validate_path(&l.path)?;
+        match links.get(&key) {
+            None => {
+                links.insert(key, l);
+                out.links.push(l.clone());
+            }
+            Some(prev) if prev.target == l.target => {}
+            Some(prev) => bail!(
+                "link {:?} is generated twice with different targets ({:?} and {:?})",
+                l.path,
+                prev.target,
+                l.target
+            ),
+        }
+    }
+    Ok(out)
+}
+
 /// Checks the whole spec before touching the file system.
 pub fn validate(spec: &Spec) -> Result<()> {
     let mut seen: HashSet<PathBuf> = HashSet::new();
@@ -195,6 +242,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
 
 /// Materialises `spec` in `out` and runs its postInstall.
 pub fn build(spec: &Spec, out: &Path) -> Result<()> {
+    let merged = merge_identical(spec)?;
+    let spec = &merged;
     validate(spec)?;
     let out = if out.is_absolute() {
         out.to_path_buf()
@@ -303,6 +352,31 @@ mod tests {
         let err = validate(&spec).unwrap_err().to_string();
         assert!(
             err.contains("./etc//x") && err.contains("more than once"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn identical_repeats_merge_and_conflicts_are_errors() {
+        let spec = parse_spec(
+            r#"{"files":[{"path":"d/groups/web","text":"gid=1\n","mode":292},
+                         {"path":"d/groups/web","text":"gid=1\n","mode":292}],
+                "links":[{"path":"l","target":"/t"},{"path":"./l","target":"/t"}]}"#,
+        )
+        .unwrap();
+        let merged = merge_identical(&spec).unwrap();
+        assert_eq!((merged.files.len(), merged.links.len()), (1, 1));
+        let tmp = tempfile::tempdir().unwrap();
+        build(&spec, &tmp.path().join("out")).unwrap();
+
+        let conflict = parse_spec(
+            r#"{"files":[{"path":"d/groups/web","text":"gid=1\n","mode":292},
+                         {"path":"d/groups/web","text":"gid=2\n","mode":292}]}"#,
+        )
+        .unwrap();
+        let err = merge_identical(&conflict).unwrap_err().to_string();
+        assert!(
+            err.contains("d/groups/web") && err.contains("different contents"),
             "{err}"
         );
     }
