@@ -82,7 +82,7 @@ fn flags_and_errors() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("\"etc/rc.d/init.d/web\" is used more than once"),
+        err.contains("\"etc/rc.d/init.d/web\" is generated twice with different contents"),
         "{err}"
     );
 
