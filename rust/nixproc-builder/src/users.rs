@@ -36,12 +36,18 @@ pub struct GroupEntry {
     pub members: Vec<String>,
 }
 
-/// Parses passwd(5) text; malformed lines and comments are skipped.
-pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+/// The colon-separated records of passwd(5)/group(5) text, without blank
+/// lines and comments.
+fn records(text: &str) -> impl Iterator<Item = std::str::Split<'_, char>> {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|line| {
-            let mut fields = line.split(':');
+        .map(|l| l.split(':'))
+}
+
+/// Parses passwd(5) text; malformed lines and comments are skipped.
+pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+    records(text)
+        .filter_map(|mut fields| {
             let name = fields.next()?;
             let _password = fields.next()?;
             let uid = fields.next()?.trim().parse().ok()?;
@@ -60,10 +66,8 @@ pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
 
 /// Parses group(5) text; malformed lines and comments are skipped.
 pub fn parse_group(text: &str) -> Vec<GroupEntry> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|line| {
-            let mut fields = line.split(':');
+    records(text)
+        .filter_map(|mut fields| {
             let name = fields.next()?;
             let _password = fields.next()?;
             let gid = fields.next()?.trim().parse().ok()?;

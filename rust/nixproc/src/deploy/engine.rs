@@ -474,14 +474,21 @@ mod tests {
         }
 
         fn run(&self, runner: &RecordingRunner) -> (Result<Report, DeployError>, Vec<String>) {
+            self.run_with(runner, &RecordingProgress::default())
+        }
+
+        fn run_with(
+            &self,
+            runner: &RecordingRunner,
+            progress: &RecordingProgress,
+        ) -> (Result<Report, DeployError>, Vec<String>) {
             let act = SysvinitActivator::new(runner);
-            let progress = RecordingProgress::default();
             let (old, new) = (self.dir("old"), self.dir("new"));
             let ctx = Context {
                 old_profile: Some(&old),
                 new_profile: &new,
                 activator: &act,
-                progress: &progress,
+                progress,
             };
             let result = execute(&plan(&self.old, &self.new), &ctx);
             (result, runner.lines(self.tmp.path()))
@@ -657,16 +664,8 @@ mod tests {
     fn progress_lines() {
         let f = Fixture::new();
         let runner = RecordingRunner::new().fail("/new/etc/rc.d/init.d/webapp4 start", "x");
-        let act = SysvinitActivator::new(&runner);
         let progress = RecordingProgress::default();
-        let (old, new) = (f.dir("old"), f.dir("new"));
-        let ctx = Context {
-            old_profile: Some(&old),
-            new_profile: &new,
-            activator: &act,
-            progress: &progress,
-        };
-        let _ = execute(&plan(&f.old, &f.new), &ctx);
+        let _ = f.run_with(&runner, &progress);
         assert_eq!(
             progress.lines(),
             [
