@@ -4,15 +4,21 @@
 //! the plugin (evaluation time), the static builder (build time) and the
 //! tests share one implementation.
 
+pub mod agnostic;
 pub mod args;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod fields;
 pub mod manifest;
 pub mod model;
 pub mod package;
 pub mod primops;
+pub mod profile;
 pub mod quote;
+pub mod s6rc;
+pub mod supervisord;
+pub mod systemd;
 pub mod sysvinit;
 pub mod value;
 

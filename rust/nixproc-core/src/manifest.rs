@@ -53,6 +53,41 @@ pub enum Backend {
         start_runlevels: Vec<u32>,
         sequence: u32,
     },
+    /// A supervisord program; its name is the instance name.
+    #[serde(rename_all = "camelCase")]
+    Supervisord {
+        /// Relative path of the program's config (`conf.d/<name>.conf`).
+        config: String,
+        /// supervisord start priority (dependencies have lower ones).
+        priority: u32,
+    },
+    /// A systemd unit; the instance name is the unit name without `.service`.
+    #[serde(rename_all = "camelCase")]
+    Systemd {
+        /// The unit file name (`nix-process-<name>.service`).
+        unit: String,
+        /// Relative path of the unit file (`etc/systemd/system/<unit>`).
+        path: String,
+    },
+    /// An s6-rc service (source directory format); the instance name is the
+    /// service name (`<name>-srv` for a longrun with a log companion).
+    #[serde(rename_all = "camelCase")]
+    S6Rc {
+        kind: S6Kind,
+        /// Relative path of the service directory (`etc/s6/sv/<service>`).
+        dir: String,
+        /// Relative path of the companion log service's directory, if any.
+        log_dir: Option<String>,
+    },
+}
+
+/// The s6-rc service types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum S6Kind {
+    Longrun,
+    Oneshot,
+    Bundle,
 }
 
 impl Manifest {

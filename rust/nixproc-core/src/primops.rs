@@ -21,6 +21,40 @@ pub static PRIMOPS: &[PrimOp] = &[
         fun: |v| crate::sysvinit::create_systemv_init_script(v).map(|p| p.to_value()),
     },
     PrimOp {
+        name: "createManagedProcess",
+        doc: "Generate a process package for `processManager` from nix-processmgmt's \
+              process-manager-agnostic parameters (createManagedProcess), with \
+              `overrides.<pm>` attrsets deep-merged into the translated arguments.",
+        fun: |v| crate::agnostic::create_managed_process(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "nixprocTranslateManagedProcess",
+        doc: "Translate createManagedProcess parameters into the arguments of the \
+              selected backend's create function (before overrides).",
+        fun: crate::agnostic::translate_managed_process,
+    },
+    PrimOp {
+        name: "createSupervisordProgram",
+        doc: "Generate a supervisord program package (conf.d/<name>.conf).",
+        fun: |v| crate::supervisord::create_supervisord_program(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "createSystemdService",
+        doc: "Generate a systemd service unit package.",
+        fun: |v| crate::systemd::create_systemd_service(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "createS6RCService",
+        doc: "Generate an s6-rc service (longrun, oneshot or bundle) in s6-rc source format.",
+        fun: |v| crate::s6rc::create_s6rc_service(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "nixprocProfileExtras",
+        doc: "Files a profile root needs besides its packages (supervisord.conf, the s6-rc \
+              default bundle).",
+        fun: crate::profile::profile_extras,
+    },
+    PrimOp {
         name: "nixprocCheckModel",
         doc: "Check a processes model (unique names, known dependencies, no cycles) and \
               return its instance keys in dependency order.",

@@ -29,6 +29,9 @@ pub enum Command {
     Deploy(DeployCmd),
     /// Create the state directory tree (state, run, log, tmp, cache, …).
     InitState(InitStateCmd),
+    /// Build a model for supervisord and run supervisord on it in the
+    /// foreground, recording no generation (nixproc-supervisord-deploy-stateless).
+    SupervisordStateless(StatelessCmd),
 }
 
 /// The state directories (nix-processmgmt's common options). Environment
@@ -120,6 +123,9 @@ pub struct ProfileOpts {
     /// sysvinit runlevel whose start links are deployed
     #[arg(long, default_value_t = 3, value_name = "LEVEL")]
     pub runlevel: u32,
+    /// systemd: deploy user units (`systemctl --user`) instead of system units
+    #[arg(long)]
+    pub user: bool,
     /// Print what would be stopped, started and restarted, and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -188,6 +194,21 @@ pub struct DeployCmd {
 }
 
 #[derive(Debug, Args)]
+pub struct StatelessCmd {
+    /// A Nix expression (an attribute set) of extra arguments for the processes model
+    #[arg(long, value_name = "EXPR")]
+    pub extra_params: Option<String>,
+    /// Show Nix's trace on evaluation errors
+    #[arg(long)]
+    pub show_trace: bool,
+    #[command(flatten)]
+    pub dirs: DirOpts,
+    /// The processes model (a Nix file)
+    #[arg(env = "NIXPROC_PROCESSES", value_name = "PATH")]
+    pub processes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct InitStateCmd {
     #[command(flatten)]
     pub dirs: DirOpts,
@@ -218,6 +239,8 @@ pub fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
         if wants_link {
             with(&mut out, &["--out-link", "result"]);
         }
+    } else if name == "nixproc-supervisord-deploy-stateless" {
+        with(&mut out, &["supervisord-stateless"]);
     } else if name == "nixproc-init-state" {
         with(&mut out, &["init-state"]);
     } else if let Some(pm) = name

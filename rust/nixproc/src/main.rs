@@ -6,14 +6,15 @@ mod nix;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 
 use cli::{
-    BuildCmd, Cli, Command, DeployCmd, DirOpts, InitStateCmd, ModelOpts, ProfileOpts, SwitchCmd,
+    BuildCmd, Cli, Command, DeployCmd, DirOpts, InitStateCmd, ModelOpts, ProfileOpts, StatelessCmd,
+    SwitchCmd,
 };
 use nixproc::deploy::{
-    PlanOptions, Switch, SwitchOutcome, SystemRunner, SysvinitActivator, Target,
+    activator_for, Activator, ActivatorConfig, PlanOptions, Switch, SwitchOutcome, Target,
 };
 use nixproc::generations::{format_generations, DeleteSpec, Profile};
 use nixproc::lock::LockMode;
@@ -37,6 +38,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Switch(s) => switch(s),
         Command::Deploy(d) => deploy_profile(d),
         Command::InitState(i) => init_state_cmd(i),
+        Command::SupervisordStateless(s) => supervisord_stateless(s),
     }
 }
 
@@ -175,11 +177,17 @@ fn profile_for(p: &ProfileOpts, dirs: &DirOpts) -> Result<Profile> {
     Ok(Profile::new(dir, p.profile.clone()))
 }
 
-fn activator(process_manager: &str, p: &ProfileOpts) -> Result<SysvinitActivator<SystemRunner>> {
-    match process_manager {
-        "sysvinit" => Ok(SysvinitActivator::new(SystemRunner).with_runlevel(p.runlevel)),
-        other => bail!("process manager '{other}' cannot be deployed yet (supported: sysvinit)"),
-    }
+fn activator(process_manager: &str, p: &ProfileOpts, dirs: &DirOpts) -> Result<Box<dyn Activator>> {
+    activator_for(process_manager, &activator_config(p, dirs)?)
+}
+
+fn activator_config(p: &ProfileOpts, dirs: &DirOpts) -> Result<ActivatorConfig> {
+    Ok(ActivatorConfig {
+        state: state_dirs(dirs)?,
+        force_disable_user_change: dirs.force_disable_user_change,
+        runlevel: p.runlevel,
+        systemd_user: p.user,
+    })
 }
 
 fn switch(s: SwitchCmd) -> Result<ExitCode> {
@@ -218,16 +226,16 @@ fn switch(s: SwitchCmd) -> Result<ExitCode> {
         let req = build_request(&s.model, op.undeploy)?;
         Target::Profile(nix::build_profile(&tc, &req)?)
     };
-    let act = activator(&s.model.process_manager, &s.profile)?;
-    activate(&profile, &act, &s.profile, dirs, &target)
+    let act = activator(&s.model.process_manager, &s.profile, dirs)?;
+    activate(&profile, act.as_ref(), &s.profile, dirs, &target)
 }
 
 fn deploy_profile(d: DeployCmd) -> Result<ExitCode> {
     let profile = profile_for(&d.profile, &d.dirs)?;
-    let act = activator(&d.process_manager, &d.profile)?;
+    let act = activator(&d.process_manager, &d.profile, &d.dirs)?;
     activate(
         &profile,
-        &act,
+        act.as_ref(),
         &d.profile,
         &d.dirs,
         &Target::Profile(d.profile_path.clone()),
@@ -246,7 +254,7 @@ fn waiting(profile: &Profile) -> impl Fn() + '_ {
 /// Plans (and unless --dry-run, executes) a switch to `target`.
 fn activate(
     profile: &Profile,
-    act: &SysvinitActivator<SystemRunner>,
+    act: &dyn Activator,
     p: &ProfileOpts,
     dirs: &DirOpts,
     target: &Target,
@@ -310,4 +318,31 @@ fn init_state_cmd(i: InitStateCmd) -> Result<ExitCode> {
         eprintln!("nixproc: created {}", d.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// nixproc-supervisord-deploy-stateless: build, init-state, run supervisord
+/// in the foreground on the profile; no generation is recorded.
+fn supervisord_stateless(s: StatelessCmd) -> Result<ExitCode> {
+    let model = ModelOpts {
+        process_manager: "supervisord".into(),
+        extra_params: s.extra_params,
+        show_trace: s.show_trace,
+        dirs: s.dirs,
+        processes: s.processes,
+    };
+    let tc = nix::Toolchain::locate()?;
+    let req = build_request(&model, false)?;
+    let path = nix::build_profile(&tc, &req)?;
+    let dirs = state_dirs(&model.dirs)?;
+    init_state(&dirs, model.dirs.force_disable_user_change)?;
+    let code = nixproc::deploy::supervisord::run_stateless(
+        &path,
+        &ActivatorConfig {
+            state: dirs,
+            force_disable_user_change: model.dirs.force_disable_user_change,
+            runlevel: 3,
+            systemd_user: false,
+        },
+    )?;
+    Ok(ExitCode::from(code))
 }

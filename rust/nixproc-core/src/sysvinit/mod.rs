@@ -25,12 +25,19 @@
 mod render;
 #[cfg(test)]
 mod tests;
+mod translate;
+
+pub use translate::translate;
 
 use std::collections::BTreeMap;
 
 use crate::args::Args;
 use crate::credentials::{self, Ids};
 use crate::error::{Error, Result};
+pub use crate::fields::check_process_name;
+use crate::fields::{
+    non_empty, parse_environment, parse_nice, parse_path, parse_umask, parse_user,
+};
 use crate::manifest::{Backend, InstanceEntry};
 use crate::package::{FileSpec, LinkSpec, PackageSpec};
 use crate::value::Value;
@@ -38,6 +45,31 @@ use crate::value::Value;
 /// Runlevels used when a script declares none of `runlevels`,
 /// `defaultStart` and `defaultStop`.
 pub const DEFAULT_RUNLEVELS: [u32; 4] = [2, 3, 4, 5];
+
+/// The composition parameters (reference §3.1.1) the Nix layer fixes once
+/// per model; `createManagedProcess` hands them to the generator unchanged.
+pub const COMPOSITION_KEYS: &[&str] = &[
+    "runtimeDir",
+    "logDir",
+    "tmpDir",
+    "forceDisableUserChange",
+    "initFunctions",
+    "initialInstructions",
+    "shell",
+    "startDaemon",
+    "startProcessAsDaemon",
+    "stopDaemon",
+    "reloadDaemon",
+    "evaluateCommand",
+    "statusCommand",
+    "restartActivity",
+    "supportedRunlevels",
+    "minSequence",
+    "maxSequence",
+    "ids",
+    "callingUser",
+    "callingGroup",
+];
 
 /// Mode of the generated init script.
 pub const SCRIPT_MODE: u32 = 0o555;
@@ -281,14 +313,6 @@ pub fn derive(comp: &Composition, s: &Script) -> Result<Derived> {
 // Parsing and validation
 // ---------------------------------------------------------------------------
 
-fn non_empty(attr: &str, s: String) -> Result<String> {
-    if s.is_empty() {
-        Err(Error::invalid(attr, "must not be empty"))
-    } else {
-        Ok(s)
-    }
-}
-
 fn runlevel(attr: &str, v: i64) -> Result<u32> {
     u32::try_from(v)
         .ok()
@@ -374,22 +398,6 @@ pub fn parse_composition(a: &Args) -> Result<Composition> {
     })
 }
 
-/// A process name becomes a file name (`init.d/<name>`, `S01<name>`) and an
-/// LSB facility name, so: non-empty, not `.`/`..`, no `/`, whitespace or
-/// control characters.
-pub fn check_process_name(attr: &str, name: &str) -> Result<()> {
-    if !crate::credentials::is_plain_name(name) {
-        return Err(Error::invalid(
-            attr,
-            format!(
-                "{name:?} is not a valid process name (it must be a file name: non-empty, \
-                 not '.' or '..', without '/', whitespace or control characters)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Activity names become `case` labels: `[A-Za-z0-9_-]+`, or `*` (the
 /// fallback branch).
 pub fn check_activity_name(attr: &str, name: &str) -> Result<()> {
@@ -406,80 +414,6 @@ pub fn check_activity_name(attr: &str, name: &str) -> Result<()> {
             format!("activity name {name:?} must match [A-Za-z0-9_-]+ (it becomes a case label)"),
         ))
     }
-}
-
-fn parse_nice(a: &Args) -> Result<Option<i64>> {
-    let Some(raw) = a.opt_string_like("nice")? else {
-        return Ok(None);
-    };
-    match raw.trim().parse::<i64>() {
-        Ok(n) if (-20..=19).contains(&n) => Ok(Some(n)),
-        _ => Err(Error::invalid(
-            "nice",
-            format!("must be an integer between -20 and 19, but it is {raw:?}"),
-        )),
-    }
-}
-
-fn parse_umask(a: &Args) -> Result<Option<String>> {
-    let Some(raw) = a.opt_string_like("umask")? else {
-        return Ok(None);
-    };
-    if (1..=4).contains(&raw.len()) && raw.chars().all(|c| ('0'..='7').contains(&c)) {
-        Ok(Some(raw))
-    } else {
-        Err(Error::invalid(
-            "umask",
-            format!("must be 1 to 4 octal digits such as \"022\", but it is {raw:?}"),
-        ))
-    }
-}
-
-fn parse_user(a: &Args) -> Result<Option<String>> {
-    let Some(user) = a.opt_str("user")? else {
-        return Ok(None);
-    };
-    let bad = user.is_empty()
-        || user.starts_with('-')
-        || user
-            .chars()
-            .any(|c| c == ':' || c.is_whitespace() || c.is_control());
-    if bad {
-        return Err(Error::invalid(
-            "user",
-            format!(
-                "{user:?} is not a valid user name (non-empty, not starting with '-', \
-                 no ':', whitespace or control characters)"
-            ),
-        ));
-    }
-    Ok(Some(user))
-}
-
-fn parse_path(a: &Args) -> Result<Vec<String>> {
-    let path = a.string_list("path")?;
-    for (i, p) in path.iter().enumerate() {
-        if p.is_empty() || p.contains(':') {
-            return Err(Error::invalid(
-                format!("path[{i}]"),
-                format!("{p:?} cannot be a PATH entry (empty or contains ':')"),
-            ));
-        }
-    }
-    Ok(path)
-}
-
-fn parse_environment(a: &Args) -> Result<BTreeMap<String, String>> {
-    let env = a.string_map("environment")?;
-    for name in env.keys() {
-        if !credentials::is_identifier(name) {
-            return Err(Error::invalid(
-                format!("environment.{name}"),
-                "variable names must match [A-Za-z_][A-Za-z0-9_]*",
-            ));
-        }
-    }
-    Ok(env)
 }
 
 fn parse_instructions(a: &Args) -> Result<BTreeMap<String, Instruction>> {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use nixproc_core::manifest::InstanceEntry;
+use nixproc_core::manifest::{InstanceEntry, Manifest};
 use serde::Serialize;
 
 /// What a backend says about an instance.
@@ -36,6 +36,23 @@ pub trait Activator {
     /// instances appear in the plan as skipped, never silently.
     fn skip_reason(&self, _inst: &InstanceEntry) -> Option<String> {
         None
+    }
+
+    /// Runs once per switch, before the first stop or start (after
+    /// `init-state`): make sure the process manager itself runs — start
+    /// supervisord or s6-svscan under the state dir when it does not — and
+    /// install its base configuration from `new_profile`. Nothing is
+    /// stopped or started yet, so an error here aborts the switch cleanly.
+    fn prepare(&self, _new_profile: &Path, _new: &Manifest) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs once after every stop and start of a switch succeeded: e.g.
+    /// shut down a process manager nixproc started itself once nothing is
+    /// deployed any more (`--undeploy`). An error is reported as a warning;
+    /// the processes already are in the new state.
+    fn finish(&self, _new_profile: &Path, _new: &Manifest) -> Result<()> {
+        Ok(())
     }
 
     fn start(&self, profile: &Path, inst: &InstanceEntry) -> Result<()>;

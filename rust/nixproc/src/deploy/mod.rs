@@ -27,7 +27,11 @@ pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod runner;
+pub mod s6rc;
+pub mod select;
+pub mod supervisord;
 pub mod switch;
+pub mod systemd;
 pub mod sysvinit;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -38,5 +42,6 @@ pub use manifest::{dependency_order, read_manifest};
 pub use plan::{plan, plan_with, Plan, PlanOptions};
 pub use progress::{Event, Progress, StderrProgress};
 pub use runner::{Cmd, CmdOutput, RecordingRunner, Runner, SystemRunner};
+pub use select::{activator_for, ActivatorConfig, DEPLOYABLE};
 pub use switch::{PreparedPlan, Switch, SwitchOutcome, Target};
 pub use sysvinit::{detect_runlevel, SysvinitActivator};

@@ -184,7 +184,16 @@ impl<'a> Switch<'a> {
             activator: self.activator,
             progress: self.progress,
         };
-        let report = execute(&prepared.plan, &ctx)?;
+        self.activator
+            .prepare(&prepared.new_profile, &prepared.new_manifest)
+            .context("preparing the process manager")?;
+        let mut report = execute(&prepared.plan, &ctx)?;
+        if let Err(e) = self
+            .activator
+            .finish(&prepared.new_profile, &prepared.new_manifest)
+        {
+            report.warnings.push(format!("{e:#}"));
+        }
         let recorded = match prepared.generation {
             Some(n) => self.profile.switch_to(n),
             None => self.profile.set(&prepared.new_profile),

@@ -57,7 +57,6 @@ impl<R: Runner> SysvinitActivator<R> {
     }
 
     fn script(profile: &Path, inst: &InstanceEntry) -> Result<PathBuf> {
-        #[allow(unreachable_patterns)] // more backends will follow
         let script = match &inst.backend {
             Backend::Sysvinit { script, .. } => script,
             _ => bail!("{} is not a sysvinit instance", inst.name),
@@ -97,7 +96,6 @@ impl<R: Runner> Activator for SysvinitActivator<R> {
     }
 
     fn skip_reason(&self, inst: &InstanceEntry) -> Option<String> {
-        #[allow(unreachable_patterns)]
         match &inst.backend {
             Backend::Sysvinit {
                 start_runlevels, ..

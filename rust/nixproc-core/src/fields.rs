@@ -1,0 +1,106 @@
+//! Validators of the process fields every backend shares (name, user,
+//! umask, nice, PATH entries, environment), so one rule holds everywhere.
+
+use std::collections::BTreeMap;
+
+use crate::args::Args;
+use crate::credentials;
+use crate::error::{Error, Result};
+
+pub fn non_empty(attr: &str, s: String) -> Result<String> {
+    if s.is_empty() {
+        Err(Error::invalid(attr, "must not be empty"))
+    } else {
+        Ok(s)
+    }
+}
+
+/// A process name becomes a file name (`init.d/<name>`, `S01<name>`) and an
+/// LSB facility name, so: non-empty, not `.`/`..`, no `/`, whitespace or
+/// control characters.
+pub fn check_process_name(attr: &str, name: &str) -> Result<()> {
+    if !crate::credentials::is_plain_name(name) {
+        return Err(Error::invalid(
+            attr,
+            format!(
+                "{name:?} is not a valid process name (it must be a file name: non-empty, \
+                 not '.' or '..', without '/', whitespace or control characters)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn parse_nice(a: &Args) -> Result<Option<i64>> {
+    let Some(raw) = a.opt_string_like("nice")? else {
+        return Ok(None);
+    };
+    match raw.trim().parse::<i64>() {
+        Ok(n) if (-20..=19).contains(&n) => Ok(Some(n)),
+        _ => Err(Error::invalid(
+            "nice",
+            format!("must be an integer between -20 and 19, but it is {raw:?}"),
+        )),
+    }
+}
+
+pub fn parse_umask(a: &Args) -> Result<Option<String>> {
+    let Some(raw) = a.opt_string_like("umask")? else {
+        return Ok(None);
+    };
+    if (1..=4).contains(&raw.len()) && raw.chars().all(|c| ('0'..='7').contains(&c)) {
+        Ok(Some(raw))
+    } else {
+        Err(Error::invalid(
+            "umask",
+            format!("must be 1 to 4 octal digits such as \"022\", but it is {raw:?}"),
+        ))
+    }
+}
+
+pub fn parse_user(a: &Args) -> Result<Option<String>> {
+    let Some(user) = a.opt_str("user")? else {
+        return Ok(None);
+    };
+    let bad = user.is_empty()
+        || user.starts_with('-')
+        || user
+            .chars()
+            .any(|c| c == ':' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(Error::invalid(
+            "user",
+            format!(
+                "{user:?} is not a valid user name (non-empty, not starting with '-', \
+                 no ':', whitespace or control characters)"
+            ),
+        ));
+    }
+    Ok(Some(user))
+}
+
+pub fn parse_path(a: &Args) -> Result<Vec<String>> {
+    let path = a.string_list("path")?;
+    for (i, p) in path.iter().enumerate() {
+        if p.is_empty() || p.contains(':') {
+            return Err(Error::invalid(
+                format!("path[{i}]"),
+                format!("{p:?} cannot be a PATH entry (empty or contains ':')"),
+            ));
+        }
+    }
+    Ok(path)
+}
+
+pub fn parse_environment(a: &Args) -> Result<BTreeMap<String, String>> {
+    let env = a.string_map("environment")?;
+    for name in env.keys() {
+        if !credentials::is_identifier(name) {
+            return Err(Error::invalid(
+                format!("environment.{name}"),
+                "variable names must match [A-Za-z_][A-Za-z0-9_]*",
+            ));
+        }
+    }
+    Ok(env)
+}

@@ -1,0 +1,42 @@
+//! Choosing the activator for a `--process-manager`.
+
+use anyhow::{bail, Result};
+
+use super::activator::Activator;
+use super::runner::SystemRunner;
+use super::s6rc::S6RcActivator;
+use super::supervisord::SupervisordActivator;
+use super::systemd::SystemdActivator;
+use super::sysvinit::SysvinitActivator;
+use crate::state_dirs::StateDirs;
+
+/// What any activator may need to know about the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivatorConfig {
+    /// The state directories in effect (`--state-dir` and friends).
+    pub state: StateDirs,
+    pub force_disable_user_change: bool,
+    /// sysvinit: the runlevel whose start links are deployed.
+    pub runlevel: u32,
+    /// systemd: manage the user's units (`systemctl --user`).
+    pub systemd_user: bool,
+}
+
+/// The process managers `nixproc switch` can deploy.
+pub const DEPLOYABLE: &[&str] = &["sysvinit", "supervisord", "systemd", "s6-rc"];
+
+pub fn activator_for(
+    process_manager: &str,
+    config: &ActivatorConfig,
+) -> Result<Box<dyn Activator>> {
+    Ok(match process_manager {
+        "sysvinit" => Box::new(SysvinitActivator::new(SystemRunner).with_runlevel(config.runlevel)),
+        "supervisord" => Box::new(SupervisordActivator::new(SystemRunner, config)),
+        "systemd" => Box::new(SystemdActivator::new(SystemRunner, config)),
+        "s6-rc" => Box::new(S6RcActivator::new(SystemRunner, config)),
+        other => bail!(
+            "process manager '{other}' cannot be deployed yet (supported: {})",
+            DEPLOYABLE.join(", ")
+        ),
+    })
+}
