@@ -99,7 +99,9 @@ fn sequence_follows_highest_dependency() {
             "etc/rc.d/rc6.d/K91hello",
         ]
     );
-    let Backend::Sysvinit { sequence, .. } = p.manifest.backend;
+    let Backend::Sysvinit { sequence, .. } = p.manifest.backend else {
+        panic!("not a sysvinit entry")
+    };
     assert_eq!(sequence, 8);
 }
 
@@ -158,7 +160,10 @@ fn runlevels_derive_stop_levels() {
     assert!(text(&p).contains("# Default-Start:     3 4 5\n# Default-Stop:      0 1 2 6\n"));
     let Backend::Sysvinit {
         start_runlevels, ..
-    } = &p.manifest.backend;
+    } = &p.manifest.backend
+    else {
+        panic!("not a sysvinit entry")
+    };
     assert_eq!(start_runlevels, &[3, 4, 5]);
     assert_eq!(
         links(&p),
@@ -180,7 +185,10 @@ fn no_runlevels_at_all_defaults_to_2345() {
     assert!(text(&p).contains("# Default-Start:     2 3 4 5\n# Default-Stop:      0 1 6\n"));
     let Backend::Sysvinit {
         start_runlevels, ..
-    } = &p.manifest.backend;
+    } = &p.manifest.backend
+    else {
+        panic!("not a sysvinit entry")
+    };
     assert_eq!(start_runlevels, &[2, 3, 4, 5]);
     assert_eq!(p.links.len(), 7);
 }
@@ -212,7 +220,10 @@ fn default_start_and_stop_are_used_when_runlevels_is_empty() {
     );
     let Backend::Sysvinit {
         start_runlevels, ..
-    } = &p.manifest.backend;
+    } = &p.manifest.backend
+    else {
+        panic!("not a sysvinit entry")
+    };
     assert!(start_runlevels.is_empty());
     // runlevels wins over defaultStart/defaultStop.
     let p = gen(with(

@@ -40,7 +40,6 @@ pub(crate) fn write_profile(dir: &Path, m: &Manifest) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, serde_json::to_string_pretty(m).unwrap()).unwrap();
     for e in &m.instances {
-        #[allow(irrefutable_let_patterns)] // more backends will follow
         if let Backend::Sysvinit { script, .. } = &e.backend {
             let p = dir.join(script);
             fs::create_dir_all(p.parent().unwrap()).unwrap();
