@@ -16,7 +16,7 @@ args@{ exprFile ? null
 let
   lib = import ./lib;
 
-  supported = [ "sysvinit" ];
+  supported = builtins.attrNames nixproc.compositions;
 
   nixproc = import ./. (builtins.intersectAttrs
     (builtins.functionArgs (import ./.))
@@ -50,7 +50,7 @@ let
     else if !(inst ? pkg) then
       throw "nixproc: instance '${key}' of the processes model has no 'pkg' attribute (the process package)"
     else if !(builtins.isAttrs inst.pkg && inst.pkg ? nixproc) then
-      throw "nixproc: instance '${key}': 'pkg' is not a nixproc process package (make it with createSystemVInitScript or createManagedProcess)"
+      throw "nixproc: instance '${key}': 'pkg' is not a nixproc process package (make it with createManagedProcess or a backend's create function such as createSystemVInitScript)"
     else if inst.pkg.nixproc.processManager != processManager then
       throw "nixproc: instance '${key}' is a ${inst.pkg.nixproc.processManager} process, but the profile is built for ${processManager}"
     else { inherit key; inherit (inst) pkg; };
@@ -59,7 +59,7 @@ let
 
   # Names, dependencies, cycles and duplicates are checked before any
   # generator runs (see lib.processName).
-  order = (builtins.nixprocCheckModel {
+  order = (nixproc.prim.nixprocCheckModel {
     instances = map
       (i: {
         inherit (i) key;
@@ -74,6 +74,14 @@ let
 
   specOf = i: i.pkg.nixproc.spec;
 
+  # Backend files of the profile root (supervisord.conf, the s6-rc default
+  # bundle).
+  extras = nixproc.prim.nixprocProfileExtras {
+    inherit processManager;
+    composition = nixproc.compositions.${processManager};
+    services = map (i: i.pkg.name) ordered;
+  };
+
   manifest = {
     version = 1;
     inherit processManager;
@@ -82,7 +90,7 @@ let
 in
 builtins.seq order (nixproc.mkDerivation {
   name = "nixproc-${processManager}-profile";
-  files = lib.concatMap (i: (specOf i).files) ordered ++ [{
+  files = lib.concatMap (i: (specOf i).files) ordered ++ extras.files ++ [{
     path = "nix-support/nixproc/manifest.json";
     text = builtins.toJSON manifest;
     mode = 292;

@@ -5,8 +5,9 @@
 #   let nixproc = import <nixproc> { inherit stateDir forceDisableUserChange; };
 #   in nixproc.createSystemVInitScript { instanceName = "webapp"; process = …; }
 #
-# Generators run in Rust at evaluation time (the nixproc plugin, loaded by the
-# `nixproc` CLI with --option plugin-files).
+# Generators run in Rust: at evaluation time when the nixproc plugin is
+# loaded (the `nixproc` CLI passes --option plugin-files), else at build time
+# by the static builder (builder mode, lib/primops.nix).
 { pkgs ? null
 , system ? builtins.currentSystem
 , stateDir ? "/var"
@@ -29,40 +30,124 @@
 let
   lib = import ./lib;
 
-  requirePlugin = primop:
-    if builtins ? ${primop} then true
-    else throw ''
-      nixproc: builtins.${primop} is missing: the nixproc plugin is not loaded.
-      Run through the `nixproc` CLI, or pass
-      --option plugin-files /path/to/libnixproc_plugin.so to nix-build.'';
-
   builder = import ./lib/builder.nix;
+
+  prim = import ./lib/primops.nix { inherit builder system; };
 
   mkDerivation = import ./lib/make-derivation.nix { inherit system builder shell; };
 
   makeProcessPackage = import ./lib/make-process-package.nix { inherit mkDerivation system; };
 
+  makeBackend = import ./lib/backend.nix { inherit lib makeProcessPackage; };
+
   initFunctions = builtins.toFile "init-functions"
     (builtins.replaceStrings [ "@helper@" ] [ "${builder}" ]
       (builtins.readFile ./sysvinit/init-functions.sh));
 
-  sysvinitComposition = {
-    inherit runtimeDir logDir tmpDir forceDisableUserChange ids shell initFunctions;
-    startProcessAsDaemon = "${builder} daemonize";
+  # A command prefix that runs a process after initialization, as another
+  # user, with nice/umask/directory, or a daemon in the foreground
+  # (reference §2.2, done by the static helper instead of a bash script).
+  foregroundProxy = "${builder} foreground-proxy";
+
+  pkgOr = attr: default: if pkgs != null && pkgs ? ${attr} then "${pkgs.${attr}}" else default;
+
+  # The composition parameters of each backend, fixed once per model.
+  compositions = {
+    sysvinit = {
+      inherit runtimeDir logDir tmpDir forceDisableUserChange ids shell initFunctions;
+      startProcessAsDaemon = "${builder} daemonize";
+    };
+    supervisord = {
+      inherit runtimeDir logDir tmpDir forceDisableUserChange ids shell foregroundProxy;
+    };
+    systemd = {
+      inherit runtimeDir logDir tmpDir forceDisableUserChange ids shell foregroundProxy;
+    };
+    s6-rc = {
+      inherit runtimeDir logDir tmpDir forceDisableUserChange ids shell foregroundProxy;
+      # Debian keeps execline's programs in /usr/lib/execline/bin.
+      execline = pkgOr "execline" "/usr/lib/execline";
+      s6 = pkgOr "s6" "/usr";
+    };
+  };
+
+  plainName = primop: args: lib.processName primop args;
+
+  backends = {
+    sysvinit = makeBackend {
+      processManager = "sysvinit";
+      primopName = "createSystemVInitScript";
+      primop = prim.createSystemVInitScript;
+      composition = compositions.sysvinit;
+      # The generator needs a dependency's start sequence.
+      dependencyInfo = d: { inherit (d) name; sequence = d.sequence or null; };
+      nameOf = plainName "createSystemVInitScript";
+      extraAttrs = spec: { sequence = spec.passthru.sequence; };
+    } // { agnosticNameOf = args: _: plainName "createManagedProcess" args; };
+
+    supervisord = makeBackend {
+      processManager = "supervisord";
+      primopName = "createSupervisordProgram";
+      primop = prim.createSupervisordProgram;
+      composition = compositions.supervisord;
+      dependencyInfo = d: { inherit (d) name; priority = d.priority or null; };
+      nameOf = plainName "createSupervisordProgram";
+      extraAttrs = spec: { priority = spec.passthru.priority; };
+    } // { agnosticNameOf = args: _: plainName "createManagedProcess" args; };
+
+    systemd =
+      let prefixed = primop: args: (args.prefix or "nix-process-") + plainName primop args;
+      in makeBackend {
+        processManager = "systemd";
+        primopName = "createSystemdService";
+        primop = prim.createSystemdService;
+        composition = compositions.systemd;
+        dependencyInfo = d: { inherit (d) name; };
+        nameOf = prefixed "createSystemdService";
+      } // { agnosticNameOf = args: _: prefixed "createManagedProcess" args; };
+
+    s6-rc =
+      let
+        # A longrun with a log companion is called <name>-srv (reference §3.7).
+        serviceName = primop: args:
+          let
+            type = args.type or "longrun";
+            logged = type == "longrun" && (args.autoGenerateLogService or true);
+          in
+          plainName primop args + (if logged then "-srv" else "");
+        foreground = args: (args.foregroundProcess or args.process or null) != null;
+      in
+      makeBackend {
+        processManager = "s6-rc";
+        primopName = "createS6RCService";
+        primop = prim.createS6RCService;
+        composition = compositions.s6-rc;
+        dependencyInfo = d: { inherit (d) name; };
+        nameOf = serviceName "createS6RCService";
+      } // {
+        agnosticNameOf = args: override: serviceName "createManagedProcess"
+          ({ type = if foreground args then "longrun" else "oneshot"; } // args // override);
+      };
   };
 in
 {
   inherit stateDir runtimeDir logDir cacheDir libDir spoolDir lockDir tmpDir
     forceDisableUserChange processManager ids system;
 
-  inherit lib mkDerivation builder;
+  inherit lib mkDerivation builder compositions;
 
-  createSystemVInitScript =
-    assert requirePlugin "createSystemVInitScript";
-    import ./sysvinit/create-systemv-init-script.nix {
-      inherit lib makeProcessPackage;
-      composition = sysvinitComposition;
-    };
+  # "plugin" or "builder" (see lib/primops.nix).
+  generationMode = prim.mode;
+  inherit prim;
+
+  createSystemVInitScript = backends.sysvinit.create;
+  createSupervisordProgram = backends.supervisord.create;
+  createSystemdService = backends.systemd.create;
+  createS6RCService = backends.s6-rc.create;
+
+  createManagedProcess = import ./lib/create-managed-process.nix {
+    inherit lib prim processManager backends;
+  };
 
   # writeTextFile-style helpers, so process expressions need no nixpkgs.
   # Without `destination` the output is the file itself, as in nixpkgs.

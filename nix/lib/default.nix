@@ -14,6 +14,9 @@ rec {
 
   concatMap = f: list: builtins.concatLists (map f list);
 
+  # Every process manager nix-processmgmt knows (keys of `overrides`).
+  processManagers = [ "sysvinit" "bsdrc" "supervisord" "systemd" "launchd" "cygrunsrv" "s6-rc" "disnix" "docker" ];
+
   # The process name a constructor will use, computed without calling the
   # generator, so that naming a dependency never forces its whole package
   # (this is what lets the profile report dependency cycles as such).

@@ -12,8 +12,10 @@ use anyhow::{bail, Context, Result};
 /// `target/release`), each overridable by an environment variable.
 #[derive(Debug, Clone)]
 pub struct Toolchain {
-    /// `libnixproc_plugin.so`, passed as `--option plugin-files`.
-    pub plugin: PathBuf,
+    /// `libnixproc_plugin.so`, passed as `--option plugin-files`; `None`
+    /// means builder mode (`NIXPROC_PLUGIN=none`, or no plugin installed):
+    /// the Nix layer then runs the generators through the static builder.
+    pub plugin: Option<PathBuf>,
     /// The static `nixproc-builder` (exported as `NIXPROC_BUILDER`).
     pub builder: PathBuf,
     /// The Nix library (`nix/`), reachable as `<nixproc>`.
@@ -26,11 +28,7 @@ impl Toolchain {
         let exe = exe.canonicalize().unwrap_or(exe);
         let bin_dir = exe.parent().unwrap_or(Path::new("/")).to_path_buf();
         Ok(Toolchain {
-            plugin: find(
-                "NIXPROC_PLUGIN",
-                &[bin_dir.join("libnixproc_plugin.so"), bin_dir.join("../lib/nixproc/libnixproc_plugin.so")],
-                "the nixproc Nix plugin (libnixproc_plugin.so); build it with `cargo build --release`",
-            )?,
+            plugin: locate_plugin(&bin_dir)?,
             builder: find(
                 "NIXPROC_BUILDER",
                 &[bin_dir.join("nixproc-builder"), bin_dir.join("../release/nixproc-builder")],
@@ -48,15 +46,16 @@ impl Toolchain {
     /// binary cache is reachable here, and a cache must never be needed),
     /// and `<nixproc>` on the search path.
     pub fn common_args(&self) -> Vec<OsString> {
-        let mut a: Vec<OsString> = vec![
-            "--option".into(),
-            "plugin-files".into(),
-            self.plugin.clone().into(),
+        let mut a: Vec<OsString> = Vec::new();
+        if let Some(plugin) = &self.plugin {
+            a.extend(["--option".into(), "plugin-files".into(), plugin.clone().into()]);
+        }
+        a.extend([
             "--option".into(),
             "substituters".into(),
             "".into(),
             "-I".into(),
-        ];
+        ]);
         let mut inc = OsString::from("nixproc=");
         inc.push(&self.nix_dir);
         a.push(inc);
@@ -68,6 +67,34 @@ impl Toolchain {
         c.args(self.common_args());
         c.env("NIXPROC_BUILDER", &self.builder);
         c
+    }
+}
+
+/// The plugin: `NIXPROC_PLUGIN` (a path, or `none` for builder mode), else
+/// next to the executable; when there is none, builder mode with a notice.
+fn locate_plugin(bin_dir: &Path) -> Result<Option<PathBuf>> {
+    if std::env::var_os("NIXPROC_PLUGIN").is_some_and(|v| v == "none") {
+        return Ok(None);
+    }
+    let found = find(
+        "NIXPROC_PLUGIN",
+        &[
+            bin_dir.join("libnixproc_plugin.so"),
+            bin_dir.join("../lib/nixproc/libnixproc_plugin.so"),
+        ],
+        "the nixproc Nix plugin (libnixproc_plugin.so)",
+    );
+    match found {
+        Ok(p) => Ok(Some(p)),
+        Err(_) if std::env::var_os("NIXPROC_PLUGIN").is_none() => {
+            eprintln!(
+                "nixproc: no Nix plugin installed next to {}; generating in builder mode \
+                 (slower evaluation, same result)",
+                bin_dir.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
