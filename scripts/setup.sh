@@ -33,7 +33,7 @@ PKGS=(
     # Nix itself, and what its headers need to compile a plugin
     nix-bin libboost-dev libgc-dev nlohmann-json3-dev pkg-config dpkg-dev
     # process managers and services the tests drive
-    supervisor s6 nginx-light systemd postgresql
+    supervisor s6 execline nginx-light systemd postgresql
     # tools the tests and examples use
     curl procps psmisc age zstd hyperfine
 )

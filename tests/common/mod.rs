@@ -61,6 +61,8 @@ pub struct Deployment {
     pub extra_params: String,
     /// Pass --force-disable-user-change (the default for tests).
     pub unprivileged: bool,
+    /// `-P` for switch/build/deploy (None: nixproc's default, sysvinit).
+    pub process_manager: Option<String>,
 }
 
 impl Deployment {
@@ -74,7 +76,13 @@ impl Deployment {
             model: model.to_path_buf(),
             extra_params: extra_params.to_string(),
             unprivileged: true,
+            process_manager: None,
         }
+    }
+
+    pub fn with_process_manager(mut self, pm: &str) -> Self {
+        self.process_manager = Some(pm.to_string());
+        self
     }
 
     /// A deployment that switches users (needs root). Its directory is
@@ -95,6 +103,10 @@ impl Deployment {
     pub fn nixproc(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(nixproc_bin());
         cmd.args(args).arg("--state-dir").arg(self.state_dir());
+        let takes_pm = matches!(args.first(), Some(&("switch" | "build" | "deploy")));
+        if let (Some(pm), true) = (&self.process_manager, takes_pm) {
+            cmd.arg("--process-manager").arg(pm);
+        }
         if self.unprivileged {
             cmd.arg("--force-disable-user-change");
         }
@@ -248,4 +260,32 @@ pub fn pids_matching(needle: &str) -> Vec<u32> {
         }
     }
     found
+}
+
+/// The PID of the process listening on 127.0.0.1:`port` (TCP), found through
+/// /proc/net/tcp and the processes' descriptors — works whatever the
+/// backend, PID file or not.
+pub fn listener_pid(port: u16) -> Option<u32> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inode = tcp.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+        // state 0A = LISTEN
+        (local_port == port && f.get(3) == Some(&"0A")).then(|| f.get(9).map(|s| s.to_string()))?
+    })?;
+    let needle = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == needle) && alive(pid) {
+                return Some(pid);
+            }
+        }
+    }
+    None
 }

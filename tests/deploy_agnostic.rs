@@ -1,0 +1,181 @@
+//! End to end with the process-manager-agnostic example: one model
+//! (createManagedProcess), deployed unprivileged under every backend this
+//! machine can run — real supervisord, real s6-svscan, sysvinit scripts —
+//! checked the way a user would: the webapps answer through nginx, a switch
+//! restarts only what changed, undeploy leaves nothing running (the process
+//! manager's own daemon included).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Ports {
+    webapp1: u16,
+    webapp2: u16,
+    nginx: u16,
+}
+
+fn ports() -> Ports {
+    let p = free_ports(3);
+    Ports {
+        webapp1: p[0],
+        webapp2: p[1],
+        nginx: p[2],
+    }
+}
+
+fn params(p: &Ports, extra: &str) -> String {
+    format!(
+        "{{ ports = {{ webapp1 = {}; webapp2 = {}; nginx = {}; }}; {extra} }}",
+        p.webapp1, p.webapp2, p.nginx
+    )
+}
+
+fn model() -> PathBuf {
+    repo_root().join("tests/models/agnostic.nix")
+}
+
+fn answers(port: u16, host: &str, expect: &str) {
+    let (status, body) = http_get(port, host, WAIT)
+        .unwrap_or_else(|| panic!("nothing answers on port {port} for {host}"));
+    assert_eq!(status, 200, "status for {host}: {body}");
+    assert!(body.contains(expect), "body for {host} lacks {expect:?}: {body}");
+}
+
+fn listener(port: u16) -> u32 {
+    let mut pid = None;
+    eventually(WAIT, &format!("a process listening on {port}"), || {
+        pid = listener_pid(port);
+        pid.is_some()
+    });
+    pid.unwrap()
+}
+
+fn switch_with(d: &Deployment, p: &Ports, extra: &str) {
+    let params = params(p, extra);
+    let model = model();
+    let out = d.nixproc(&["switch", "--extra-params", &params, model.to_str().unwrap()]);
+    assert_success(&out, &format!("switch with {extra}"));
+}
+
+/// The process manager's own daemon for this deployment, if it has one.
+fn manager_pids(d: &Deployment, pm: &str) -> Vec<u32> {
+    let state = d.state_dir().to_string_lossy().into_owned();
+    let needle = match pm {
+        "supervisord" => "supervisord",
+        "s6-rc" => "s6-svscan",
+        _ => return Vec::new(),
+    };
+    pids_matching(needle)
+        .into_iter()
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmd).contains(&state)
+        })
+        .collect()
+}
+
+fn deploy_switch_undeploy(pm: &str, webapp_mode: &str) {
+    let p = ports();
+    let mode = format!("webappMode = {webapp_mode};");
+    let d = Deployment::new(&model(), &params(&p, &mode)).with_process_manager(pm);
+    d.switch_ok(&[]);
+
+    answers(p.nginx, "webapp1.local", &format!("webapp1 listening on port: {}", p.webapp1));
+    answers(p.nginx, "webapp2.local", &format!("webapp2 listening on port: {}", p.webapp2));
+    let (status, body) = http_get(p.nginx, "unknown.local", WAIT).expect("catch-all answers");
+    assert_eq!(status, 404, "{body}");
+    if pm != "sysvinit" {
+        assert!(!manager_pids(&d, pm).is_empty(), "nixproc started {pm} under the state dir");
+    }
+
+    let (w1, w2, ng) = (listener(p.webapp1), listener(p.webapp2), listener(p.nginx));
+
+    // Only nginx changes (nothing depends on it): the webapps keep running.
+    switch_with(&d, &p, &format!("{mode} nginxWorkers = 512;"));
+    answers(p.nginx, "webapp1.local", "webapp1");
+    assert_eq!(listener(p.webapp1), w1, "webapp1 untouched");
+    assert_eq!(listener(p.webapp2), w2, "webapp2 untouched");
+    eventually(WAIT, "the old nginx is gone", || !alive(ng));
+    let ng2 = listener(p.nginx);
+    assert_ne!(ng2, ng, "nginx restarted");
+
+    // webapp2 changes: it restarts and nginx with it (its dependent);
+    // webapp1 stays.
+    switch_with(
+        &d,
+        &p,
+        &format!("{mode} nginxWorkers = 512; tags = {{ webapp2 = \"v2\"; }};"),
+    );
+    answers(p.nginx, "webapp2.local", "webapp2");
+    assert_eq!(listener(p.webapp1), w1, "webapp1 untouched");
+    eventually(WAIT, "the old webapp2 is gone", || !alive(w2));
+    assert_ne!(listener(p.webapp2), w2);
+
+    let all = [listener(p.webapp1), listener(p.webapp2), listener(p.nginx)];
+    assert_success(&d.undeploy(), "undeploy");
+    eventually(WAIT, "every process gone", || all.iter().all(|p| !alive(*p)));
+    assert!(port_closed(p.nginx) && port_closed(p.webapp1) && port_closed(p.webapp2));
+    eventually(WAIT, "the process manager gone", || manager_pids(&d, pm).is_empty());
+    let state = d.state_dir().to_string_lossy().into_owned();
+    assert!(pids_matching(&state).is_empty(), "processes left behind");
+}
+
+#[test]
+fn supervisord_deploy_switch_undeploy() {
+    deploy_switch_undeploy("supervisord", "null");
+}
+
+#[test]
+fn supervisord_daemon_only_webapps_run_through_the_foreground_proxy() {
+    deploy_switch_undeploy("supervisord", "\"daemon\"");
+}
+
+#[test]
+fn s6_rc_deploy_switch_undeploy() {
+    deploy_switch_undeploy("s6-rc", "null");
+}
+
+#[test]
+fn s6_rc_daemon_only_webapps_are_oneshots() {
+    deploy_switch_undeploy("s6-rc", "\"daemon\"");
+}
+
+#[test]
+fn sysvinit_deploy_switch_undeploy() {
+    deploy_switch_undeploy("sysvinit", "null");
+}
+
+#[test]
+fn sysvinit_foreground_only_webapps_are_daemonized() {
+    deploy_switch_undeploy("sysvinit", "\"foreground\"");
+}
+
+#[test]
+fn a_webapp_that_cannot_start_fails_the_switch_and_rolls_back() {
+    for pm in ["supervisord", "s6-rc", "sysvinit"] {
+        let p = ports();
+        let d = Deployment::new(&model(), &params(&p, "")).with_process_manager(pm);
+        d.switch_ok(&[]);
+        let w1 = listener(p.webapp1);
+        let out = d.switch(&[]); // same generation: nothing to do
+        assert_success(&out, "no-op switch");
+
+        let params = params(&p, "failing = \"webapp2\";");
+        let model = model();
+        let out = d.nixproc(&["switch", "--extra-params", &params, model.to_str().unwrap()]);
+        assert!(!out.status.success(), "{pm}: a switch with a broken webapp2 must fail");
+        assert!(stderr(&out).contains("webapp2"), "{pm}: error names webapp2: {}", stderr(&out));
+        // The previous generation runs again.
+        answers(p.nginx, "webapp2.local", "webapp2");
+        answers(p.nginx, "webapp1.local", "webapp1");
+        assert_eq!(listener(p.webapp1), w1, "{pm}: webapp1 untouched");
+        let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
+        assert_eq!(gens.lines().count(), 1, "{pm}: no generation recorded: {gens}");
+    }
+}
