@@ -1,6 +1,8 @@
 //! Hostile strings in arguments, environment values and descriptions reach
-//! the process byte for byte through the generated init scripts, for a
-//! foreground process (daemonized by nixproc) and a daemon.
+//! the process byte for byte, for a foreground process and a daemon:
+//! through sysvinit init scripts, and through createManagedProcess under
+//! every backend this machine runs (sysvinit, supervisord, s6); systemd
+//! units with the same strings pass `systemd-analyze verify`.
 
 mod common;
 
@@ -48,9 +50,7 @@ fn dumped_env(path: &std::path::Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[test]
-fn hostile_strings_reach_the_process_verbatim() {
-    let tmp = tempfile::tempdir().unwrap();
+fn hostile_file(dir: &std::path::Path) -> (std::path::PathBuf, BTreeMap<String, String>) {
     let env: BTreeMap<String, String> = HOSTILE
         .iter()
         .enumerate()
@@ -59,35 +59,104 @@ fn hostile_strings_reach_the_process_verbatim() {
     let spec = serde_json::json!({
         "args": HOSTILE,
         "env": env,
-        "description": "desc ' \" $(touch /tmp/nixproc-pwned-desc) `x` ; \n %",
+        "description": "desc ' \" $(touch /tmp/nixproc-pwned-desc) `x` ; \n % %i $HOME",
     });
-    let file = tmp.path().join("hostile.json");
+    let file = dir.join("hostile.json");
     std::fs::write(&file, spec.to_string()).unwrap();
+    (file, env)
+}
 
-    let model = repo_root().join("tests/models/hostile.nix");
-    let d = Deployment::new(
-        &model,
-        &format!("{{ hostileFile = \"{}\"; }}", file.display()),
-    );
-    d.switch_ok(&[]);
-
+fn check_dumps(d: &Deployment, env: &BTreeMap<String, String>, what: &str) {
     for name in ["hostile-fg", "hostile-daemon"] {
         let dir = d.state_dir().join(format!("dump-{name}"));
-        eventually(Duration::from_secs(10), "dump written", || {
+        eventually(Duration::from_secs(15), "dump written", || {
             dir.join("env").exists()
         });
-        assert_eq!(dumped_args(&dir.join("args")), HOSTILE, "{name}: args");
+        assert_eq!(dumped_args(&dir.join("args")), HOSTILE, "{what} {name}: args");
         let got = dumped_env(&dir.join("env"));
-        for (k, v) in &env {
-            assert_eq!(got.get(k), Some(v), "{name}: environment {k}");
+        for (k, v) in env {
+            assert_eq!(got.get(k), Some(v), "{what} {name}: environment {k}");
         }
     }
     for marker in ["subst", "backtick", "semi", "desc"] {
         let p = format!("/tmp/nixproc-pwned-{marker}");
         assert!(
             !std::path::Path::new(&p).exists(),
-            "{p}: a hostile string was executed"
+            "{what}: {p}: a hostile string was executed"
         );
     }
+}
+
+#[test]
+fn hostile_strings_reach_the_process_verbatim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, env) = hostile_file(tmp.path());
+    let model = repo_root().join("tests/models/hostile.nix");
+    let d = Deployment::new(
+        &model,
+        &format!("{{ hostileFile = \"{}\"; }}", file.display()),
+    );
+    d.switch_ok(&[]);
+    check_dumps(&d, &env, "createSystemVInitScript");
     assert_success(&d.undeploy(), "undeploy");
+}
+
+fn through_managed_process(pm: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, env) = hostile_file(tmp.path());
+    let model = repo_root().join("tests/models/hostile-agnostic.nix");
+    let d = Deployment::new(
+        &model,
+        &format!("{{ hostileFile = \"{}\"; }}", file.display()),
+    )
+    .with_process_manager(pm);
+    d.switch_ok(&[]);
+    check_dumps(&d, &env, pm);
+    assert_success(&d.undeploy(), "undeploy");
+}
+
+#[test]
+fn hostile_strings_through_sysvinit_managed_process() {
+    through_managed_process("sysvinit");
+}
+
+#[test]
+fn hostile_strings_through_supervisord() {
+    through_managed_process("supervisord");
+}
+
+#[test]
+fn hostile_strings_through_s6() {
+    through_managed_process("s6-rc");
+}
+
+/// systemd cannot run here (not PID 1), but its units must be valid: the
+/// same model's units pass `systemd-analyze verify`.
+#[test]
+fn hostile_systemd_units_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, _) = hostile_file(tmp.path());
+    let model = repo_root().join("tests/models/hostile-agnostic.nix");
+    let d = Deployment::new(
+        &model,
+        &format!("{{ hostileFile = \"{}\"; }}", file.display()),
+    )
+    .with_process_manager("systemd");
+    let out = d.nixproc(&["build", "--extra-params", &d.extra_params, model.to_str().unwrap()]);
+    assert_success(&out, "build for systemd");
+    let profile = std::path::PathBuf::from(stdout(&out).trim());
+    let units = profile.join("etc/systemd/system");
+    let files: Vec<_> = std::fs::read_dir(&units)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut cmd = std::process::Command::new("systemd-analyze");
+    cmd.args(["verify", "--man=no"]).args(&files).env("SYSTEMD_UNIT_PATH", format!("{}:", units.display()));
+    let out = run(&mut cmd);
+    assert_success(&out, "systemd-analyze verify");
+    let err = stderr(&out);
+    assert!(!err.contains("nix-process-hostile"), "warnings about our units: {err}");
 }
