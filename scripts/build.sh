@@ -8,19 +8,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked 2>&1 | grep -v '^\s*Compiling ' >&2 || true
-test -x target/release/nixproc || { echo "build.sh: cargo build failed" >&2; exit 1; }
+# --quiet: errors and warnings only; a failure stops here (set -e), so a
+# stale binary from an earlier build is never tested by mistake.
+cargo build --release --locked --quiet
 
 # crt-static cannot apply to the cdylib, so the builder is a separate rustc run.
-cargo rustc --release --locked -p nixproc-builder --bin nixproc-builder -- -C target-feature=+crt-static 2>&1 \
-    | grep -v '^\s*Compiling ' >&2 || true
+cargo rustc --release --locked --quiet -p nixproc-builder --bin nixproc-builder -- -C target-feature=+crt-static
 if ! ldd target/release/nixproc-builder 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; then
     echo "build.sh: target/release/nixproc-builder is not statically linked" >&2
     exit 1
 fi
 
 # The original tool names answer through argv[0].
-for name in nixproc-build nixproc-init-state nixproc-sysvinit-switch nixproc-sysvinit-deploy; do
+for name in nixproc-build nixproc-init-state \
+    nixproc-sysvinit-switch nixproc-sysvinit-deploy \
+    nixproc-supervisord-switch nixproc-supervisord-deploy nixproc-supervisord-deploy-stateless \
+    nixproc-systemd-switch nixproc-systemd-deploy \
+    nixproc-s6-rc-switch nixproc-s6-rc-deploy; do
     ln -sfn nixproc "target/release/$name"
 done
 echo "build.sh: built $(pwd)/target/release/{nixproc,libnixproc_plugin.so,nixproc-builder,webapp}" >&2

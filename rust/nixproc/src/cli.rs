@@ -286,6 +286,35 @@ mod tests {
     }
 
     #[test]
+    fn original_names_of_every_backend() {
+        for (tool, pm) in [
+            ("nixproc-supervisord-switch", "supervisord"),
+            ("nixproc-systemd-switch", "systemd"),
+            ("nixproc-s6-rc-switch", "s6-rc"),
+        ] {
+            let Command::Switch(s) = parse(&[tool, "m.nix"]).command else {
+                panic!("{tool}: not switch")
+            };
+            assert_eq!(s.model.process_manager, pm);
+        }
+        let Command::Deploy(d) = parse(&["nixproc-s6-rc-deploy", "/nix/store/x"]).command else {
+            panic!("not deploy")
+        };
+        assert_eq!(d.process_manager, "s6-rc");
+        let Command::SupervisordStateless(s) =
+            parse(&["nixproc-supervisord-deploy-stateless", "--state-dir", "/s", "m.nix"]).command
+        else {
+            panic!("not stateless")
+        };
+        assert_eq!(s.processes.as_deref(), Some(Path::new("m.nix")));
+        let Command::Switch(s) = parse(&["nixproc-systemd-switch", "--user", "m.nix"]).command
+        else {
+            panic!()
+        };
+        assert!(s.profile.user);
+    }
+
+    #[test]
     fn nixproc_build_compat_makes_result_link_unless_told_not_to() {
         let Command::Build(b) = parse(&["nixproc-build", "m.nix"]).command else {
             panic!()
