@@ -1,0 +1,182 @@
+//! agnostic → supervisord (reference §3.3.4): foreground preferred.
+//!
+//! * **Direct** — `command = <foregroundProcess> <args>` — when there is a
+//!   foreground process, no `initialize`, no `nice`, and every value fits
+//!   supervisord's format (arguments without line breaks, environment
+//!   values and `directory` passing [`env_value_problem`] /
+//!   [`plain_problem`]). supervisord itself applies `user=`, `directory=`
+//!   and `umask=`.
+//! * **Foreground proxy** otherwise (the composition's `foregroundProxy`,
+//!   contract in `.briefs/proxy-contract.md`):
+//!   `<proxy> [--escaped] [--initialize S --shell SH] [--user U] [--nice N]
+//!   [--directory D] [--umask M] [--setenv K=V]… [--wrap-daemon --pidfile P]
+//!   -- <program> <args>`. `initialize` runs first (as root when
+//!   supervisord is root), then the proxy changes directory and umask (so
+//!   `initialize` may create the directory — which is why they are proxy
+//!   options here, not supervisord keys), nice, user, and execs the
+//!   foreground process or waits on the daemon's PID file. The
+//!   environment moves to `--setenv` only when some value cannot be an
+//!   `environment=` value; `--escaped` (every value through `c_escape`) is
+//!   used only when some value has a line break.
+//!
+//! Output goes to `<logDir or tmpDir>/nixproc-<instanceName or name>.log`
+//! (reference §2.1's daemon-output rule) with stderr redirected into it.
+
+use std::collections::BTreeMap;
+
+use super::{join, parse_composition, plain_problem, render, Composition};
+use crate::agnostic::{common_args, put_opt, ManagedProcess};
+use crate::args::Args;
+use crate::error::{Error, Result};
+use crate::quote::c_escape;
+use crate::value::Value;
+
+use super::env_value_problem;
+
+fn basename(p: &str) -> &str {
+    p.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
+/// The PID file the proxy waits on for a daemon: `pidFile`, else
+/// `<pidFilesDir>/<instanceName>.pid`, else `<pidFilesDir>/<basename
+/// daemon>.pid`; `pidFilesDir` is `runtimeDir` without a *declared* user,
+/// else `tmpDir` (reference §2.1 — the proxy of the original ignored the
+/// tmpDir rule, §8.2-21).
+fn daemon_pid_file(p: &ManagedProcess, comp: &Composition, daemon: &str) -> Result<String> {
+    if let Some(f) = &p.pid_file {
+        return Ok(f.clone());
+    }
+    let dir = if p.user.is_none() {
+        &comp.runtime_dir
+    } else {
+        &comp.tmp_dir
+    };
+    let base = match &p.instance_name {
+        Some(i) => i.as_str(),
+        None => {
+            let b = basename(daemon);
+            if b.is_empty() || b == "." || b == ".." {
+                return Err(Error::invalid(
+                    "daemon",
+                    format!("cannot derive a PID file name from {daemon:?}; give pidFile or instanceName"),
+                ));
+            }
+            b
+        }
+    };
+    Ok(join(dir, &format!("{base}.pid")))
+}
+
+/// See the module documentation.
+pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<String, Value>> {
+    let a = Args::new(composition, "composition")?;
+    let comp = parse_composition(&a)?;
+    let user = p.user.clone().filter(|_| !comp.force_disable_user_change);
+
+    let mut out = common_args(p);
+    out.insert("description".into(), Value::str(&p.description));
+    put_opt(&mut out, "instanceName", p.instance_name.as_deref());
+
+    let log_dir = if user.is_none() {
+        &comp.log_dir
+    } else {
+        &comp.tmp_dir
+    };
+    let log_name = p.instance_name.as_deref().unwrap_or(&p.name);
+    out.insert(
+        "stdout_logfile".into(),
+        Value::str(join(log_dir, &format!("nixproc-{log_name}.log"))),
+    );
+    out.insert("redirect_stderr".into(), Value::Bool(true));
+
+    let env_fits = p
+        .environment
+        .values()
+        .all(|v| env_value_problem(v).is_none());
+    let dir_fits = p
+        .directory
+        .as_deref()
+        .map_or(true, |d| plain_problem(d).is_none());
+    let fits = |words: &[String]| words.iter().all(|w| !render::has_line_break(w));
+
+    if let Some(fg) = &p.foreground_process {
+        let mut argv = vec![fg.clone()];
+        argv.extend(p.foreground_process_args.iter().cloned());
+        if p.initialize.is_empty() && p.nice.is_none() && env_fits && dir_fits && fits(&argv) {
+            out.insert("command".into(), Value::from(argv));
+            put_opt(&mut out, "user", user.as_deref());
+            put_opt(&mut out, "directory", p.directory.as_deref());
+            put_opt(&mut out, "umask", p.umask.as_deref());
+            return Ok(out);
+        }
+    }
+
+    let prefix = comp
+        .foreground_proxy
+        .clone()
+        .ok_or_else(|| Error::Missing {
+            attr: "foregroundProxy".into(),
+            why: format!(
+                "process {:?} needs the foreground proxy (it has an initialize script, a nice \
+             level, only a daemon, or values supervisord's format cannot hold)",
+                p.name
+            ),
+        })?;
+    let (program, args, wrap) = match (&p.foreground_process, &p.daemon) {
+        (Some(f), _) => (f, &p.foreground_process_args, false),
+        (None, Some(d)) => (d, &p.daemon_args, true),
+        (None, None) => unreachable!("agnostic::parse requires one of them"),
+    };
+
+    let mut opts: Vec<(&str, Option<String>)> = Vec::new();
+    if !p.initialize.is_empty() {
+        opts.push(("--initialize", Some(p.initialize.clone())));
+        opts.push(("--shell", Some(comp.shell.clone())));
+    }
+    if let Some(u) = &user {
+        opts.push(("--user", Some(u.clone())));
+    }
+    if let Some(n) = p.nice {
+        opts.push(("--nice", Some(n.to_string())));
+    }
+    if let Some(d) = &p.directory {
+        opts.push(("--directory", Some(d.clone())));
+    }
+    if let Some(m) = &p.umask {
+        opts.push(("--umask", Some(m.clone())));
+    }
+    if !env_fits {
+        out.remove("environment");
+        for (k, v) in &p.environment {
+            opts.push(("--setenv", Some(format!("{k}={v}"))));
+        }
+    }
+    if wrap {
+        opts.push(("--wrap-daemon", None));
+        opts.push(("--pidfile", Some(daemon_pid_file(p, &comp, program)?)));
+    }
+
+    let escaped = opts
+        .iter()
+        .filter_map(|(_, v)| v.as_deref())
+        .chain(std::iter::once(program.as_str()))
+        .chain(args.iter().map(String::as_str))
+        .any(render::has_line_break);
+    let enc = |s: &str| if escaped { c_escape(s) } else { s.to_string() };
+
+    let mut argv = prefix;
+    if escaped {
+        argv.push("--escaped".into());
+    }
+    for (flag, v) in &opts {
+        argv.push((*flag).to_string());
+        if let Some(v) = v {
+            argv.push(enc(v));
+        }
+    }
+    argv.push("--".into());
+    argv.push(enc(program));
+    argv.extend(args.iter().map(|a| enc(a)));
+    out.insert("command".into(), Value::from(argv));
+    Ok(out)
+}
