@@ -5,12 +5,18 @@
 //! * `start-daemon`, `daemonize`, `killproc` and `statusproc` are the run-time
 //!   helpers called by generated init scripts (through
 //!   `nix/sysvinit/init-functions.sh`).
+//! * `foreground-proxy` is the run-time wrapper of programs under managers
+//!   that want a foreground process (supervisord, …).
+//! * `primop` runs a generator at build time (builder mode, where the plugin
+//!   cannot load).
 //!
 //! Built with `+crt-static`, so nothing here may depend on NSS.
 
 mod daemon;
 mod derivation;
+mod primop;
 mod procs;
+mod proxy;
 mod users;
 
 use anyhow::{Context, Result};
@@ -164,6 +170,40 @@ enum Command {
         #[arg(value_name = "PROGRAM")]
         program: OsString,
     },
+
+    /// Run a program for a manager that wants a foreground process.
+    #[command(
+        long_about = proxy::HELP,
+        disable_help_flag = true
+    )]
+    ForegroundProxy {
+        /// Options, `--`, PROGRAM and its arguments.
+        #[arg(
+            value_name = "ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<OsString>,
+    },
+
+    /// Run a nixproc primop on a JSON argument (builder mode).
+    #[command(
+        long_about = "Run a nixproc primop on a JSON argument (builder mode).\n\n\
+                      Reads the argument as JSON from FILE ($inputPath, set by \
+                      passAsFile = [\"input\"]), writes the JSON of the result to $out. An \
+                      error is printed as \"NAME: message\" and is exit status 1."
+    )]
+    Primop {
+        /// The primop's Nix-visible name, e.g. createSupervisordProgram.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The JSON argument.
+        #[arg(long, env = "inputPath", value_name = "FILE")]
+        input: PathBuf,
+        /// Where the JSON result goes.
+        #[arg(long, env = "out", value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 fn parse_umask(s: &str) -> Result<u32, String> {
@@ -223,10 +263,18 @@ fn run(cli: Cli) -> Result<i32> {
             signal,
         } => procs::killproc(pidfile.as_deref(), &program, signal.as_deref()),
         Command::Statusproc { pidfile, program } => procs::statusproc(pidfile.as_deref(), &program),
+        Command::ForegroundProxy { args } => Ok(proxy::main(&args)),
+        Command::Primop { name, input, out } => Ok(primop::run(&name, &input, &out)),
     }
 }
 
 fn main() {
+    // The proxy parses its own command line: `--` and every argument after
+    // it must reach the program untouched, and its errors exit 111.
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "foreground-proxy") {
+        std::process::exit(proxy::main(&argv[2..]));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
