@@ -242,7 +242,7 @@ fn parse_command(a: &Args) -> Result<(String, Option<Vec<String>>)> {
         }),
         Some(Value::List(_)) => {
             let words = a.string_list("command")?;
-            if words.first().map_or(true, String::is_empty) {
+            if words.first().map(String::as_str).unwrap_or("").is_empty() {
                 return Err(Error::invalid(
                     "command",
                     "must start with a non-empty program",
@@ -347,12 +347,13 @@ fn key_value(key: &str, v: &Value) -> Result<String> {
     if let Some(why) = plain_problem(&s) {
         return Err(Error::invalid(key, format!("{s:?} {why}")));
     }
-    // process_name is a supervisord format by design
-    // (`%(program_name)s_%(process_num)02d`): written as given.
-    Ok(if key == "process_name" {
-        s
-    } else {
-        render::percent(&s)
+    Ok(match key {
+        // A supervisord format by design (`%(program_name)s_%(process_num)02d`):
+        // written as given.
+        "process_name" => s,
+        // Expanded twice by supervisord (render docs, step 3).
+        "stdout_logfile" | "stderr_logfile" => render::percent(&render::percent(&s)),
+        _ => render::percent(&s),
     })
 }
 

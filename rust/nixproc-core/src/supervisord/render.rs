@@ -24,7 +24,10 @@
 //!    `ENV_<NAME>` for supervisord's own environment, …). `%%` is a literal
 //!    `%`; any other `%` is an expansion or an error. So every value has
 //!    `%` doubled ([`percent`]); the one expansion we write on purpose is
-//!    `%(ENV_PATH)s` after the `path` entries.
+//!    `%(ENV_PATH)s` after the `path` entries. `stdout_logfile` and
+//!    `stderr_logfile` are expanded *twice* (`saneget`, then `expand` again
+//!    in `_processes_from_section`), so their `%` is quadrupled; a test
+//!    runs supervisor's parser on such a path.
 //! 4. **`command`** is split with `shlex.split` (POSIX mode, no comments):
 //!    whitespace is ` \t\r\n`; `'…'` is literal; `\` escapes outside
 //!    quotes; adjacent quoted pieces join into one word. [`command_word`]

@@ -499,6 +499,22 @@ fn credentials_become_dysnomia_files() {
 }
 
 #[test]
+fn log_file_percent_survives_the_double_expansion() {
+    let p = create(vec![
+        ("name", "x".into()),
+        ("command", "x".into()),
+        ("stdout_logfile", "/log/50%.log".into()),
+        ("stderr_logfile", "/log/%e.log".into()),
+        ("directory", "/srv/50%".into()),
+    ])
+    .unwrap();
+    assert_eq!(key(&p, "stdout_logfile"), Some("/log/50%%%%.log"));
+    assert_eq!(key(&p, "stderr_logfile"), Some("/log/%%%%e.log"));
+    assert_eq!(key(&p, "directory"), Some("/srv/50%%"));
+    assert_eq!(p.manifest.log_file.as_deref(), Some("/log/50%.log"));
+}
+
+#[test]
 fn log_file_in_manifest_only_for_paths() {
     let with_log = |l: &str| {
         create(vec![

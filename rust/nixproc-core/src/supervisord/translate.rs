@@ -93,10 +93,7 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
         .environment
         .values()
         .all(|v| env_value_problem(v).is_none());
-    let dir_fits = p
-        .directory
-        .as_deref()
-        .map_or(true, |d| plain_problem(d).is_none());
+    let dir_fits = p.directory.as_deref().and_then(plain_problem).is_none();
     let fits = |words: &[String]| words.iter().all(|w| !render::has_line_break(w));
 
     if let Some(fg) = &p.foreground_process {
