@@ -375,7 +375,7 @@ pub fn create_supervisord_program(v: &Value) -> Result<PackageSpec> {
     })?;
     check_program_name("name", &name)?;
     if let Some(i) = a.opt_str("instanceName")? {
-        check_program_name("instanceName", &i)?;
+        check_process_name("instanceName", &i)?;
     }
     let description = a.opt_str("description")?.unwrap_or_else(|| name.clone());
     let (command, words) = parse_command(&a)?;
