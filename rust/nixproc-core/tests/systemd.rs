@@ -507,7 +507,7 @@ fn verification_units(runtime: &Path) -> Vec<PackageSpec> {
         ]),
         managed(vec![
             ("name", "hostile".into()),
-            ("description", "100% \"hostile\" $(x) `y`; \\z".into()),
+            ("description", "100% \"hostile\" $(x) `y`; \\z\nsecond line".into()),
             ("foregroundProcess", "/bin/echo".into()),
             ("args", Value::from(HOSTILE.to_vec())),
             ("environment", Value::Attrs(env)),
@@ -682,7 +682,7 @@ fn systemd_reads_back_hostile_arguments_and_environment() {
         assert!(dump.contains(&line), "missing {line:?} in\n{dump}");
     }
     assert!(
-        dump.contains("\tDescription: 100% \"hostile\" $(x) `y`; \\z\n"),
+        dump.contains("\tDescription: 100% \"hostile\" $(x) `y`; \\z second line\n"),
         "{dump}"
     );
 }

@@ -707,16 +707,28 @@ fn translate_initialize_and_settings() {
 }
 
 #[test]
+fn translate_description_becomes_one_line() {
+    let p = managed(vec![
+        ("name", "x".into()),
+        ("description", "two\nlines\r\nand\rmore %i".into()),
+        ("process", HELLO.into()),
+    ])
+    .unwrap();
+    assert!(text(&p).contains("\nDescription=two lines and more %%i\n"));
+    assert_eq!(p.manifest.description, "two\nlines\r\nand\rmore %i");
+}
+
+#[test]
 fn translate_errors_name_the_agnostic_attribute() {
     let e = managed(vec![
         ("name", "x".into()),
-        ("description", "two\nlines".into()),
+        ("description", "ends in \\".into()),
         ("process", HELLO.into()),
     ])
     .unwrap_err()
     .to_string();
     assert!(
-        e.starts_with("attribute 'description': cannot contain a line break"),
+        e.starts_with("attribute 'description': cannot end with a backslash"),
         "{e}"
     );
     let e = managed(vec![

@@ -18,7 +18,8 @@ fn join(dir: &str, file: &str) -> String {
 /// daemon (`Type=forking` with the §2.1 PID file). `initialize` runs as
 /// `ExecStartPre=` through the composition's `shell`, with full privileges
 /// (`+`) when the process itself runs as another user. `name` stays
-/// unprefixed: the generator adds the prefix.
+/// unprefixed: the generator adds the prefix. Line breaks in the
+/// description become spaces in `Description=`.
 pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<String, Value>> {
     let c = Args::new(composition, "composition")?;
     let force_disable_user_change = c.bool_or("forceDisableUserChange", false)?;
@@ -27,11 +28,17 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
     let shell = non_empty("shell", c.str_or("shell", "/bin/sh")?)?;
     let user = p.user.as_ref().filter(|_| !force_disable_user_change);
 
-    if p.description.contains(['\n', '\r']) || p.description.ends_with('\\') {
+    // Description= is one line of free text: line breaks become spaces (the
+    // manifest keeps the description as given).
+    let one_line = p
+        .description
+        .replace("\r\n", " ")
+        .replace(['\n', '\r'], " ");
+    if one_line.ends_with('\\') {
         return Err(Error::invalid(
             "description",
-            "cannot contain a line break or end with a backslash (it becomes the unit's \
-             Description= line)",
+            "cannot end with a backslash (systemd would join the next line of the unit file \
+             to its Description=)",
         ));
     }
 
@@ -85,7 +92,7 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
     out.insert("description".into(), Value::str(&p.description));
     out.insert(
         "Unit".into(),
-        attrs([("Description", escape_specifiers(&p.description).into())]),
+        attrs([("Description", escape_specifiers(&one_line).into())]),
     );
     out.insert("Service".into(), attrs(service));
     Ok(out)
