@@ -507,7 +507,10 @@ fn verification_units(runtime: &Path) -> Vec<PackageSpec> {
         ]),
         managed(vec![
             ("name", "hostile".into()),
-            ("description", "100% \"hostile\" $(x) `y`; \\z\nsecond line".into()),
+            (
+                "description",
+                "100% \"hostile\" $(x) `y`; \\z\nsecond line".into(),
+            ),
             ("foregroundProcess", "/bin/echo".into()),
             ("args", Value::from(HOSTILE.to_vec())),
             ("environment", Value::Attrs(env)),
