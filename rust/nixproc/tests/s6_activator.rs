@@ -78,11 +78,12 @@ impl Drop for Guard {
     }
 }
 
+/// Fields drop in order: the guard must run while the state dir exists.
 struct Env {
+    _guard: Guard,
     tmp: tempfile::TempDir,
     dirs: StateDirs,
     profile: Profile,
-    _guard: Guard,
 }
 
 /// A service: its name, a version (part of the run script, so changing it
@@ -153,6 +154,11 @@ impl Env {
 
     /// A longrun: writes its PID, prints a line (to its log), sleeps.
     fn longrun(&self, s: &Svc) -> PackageSpec {
+        self.longrun_with(s, vec![])
+    }
+
+    /// A longrun with extra (overriding) arguments.
+    fn longrun_with(&self, s: &Svc, extra: Vec<(&'static str, Value)>) -> PackageSpec {
         let program = if s.broken {
             "/nonexistent/nixproc-test-program"
         } else {
@@ -187,6 +193,7 @@ impl Env {
             ),
             ("dependencies", Value::List(deps)),
         ]);
+        v.extend(extra);
         create_managed_process(&attrs(v)).unwrap()
     }
 
@@ -483,4 +490,38 @@ fn broken_trees_are_refused_before_anything_starts() {
         err.contains("the manifest's service web-srv has no directory"),
         "{err}"
     );
+}
+
+#[test]
+fn a_logger_that_cannot_start_fails_the_switch_quickly() {
+    if !have_s6() {
+        return;
+    }
+    let env = Env::new();
+    let act = activator(&env);
+    let switch = Switch::new(&env.profile, &act).progress(&SilentProgress);
+    let v1 = env.store(
+        "v1",
+        vec![env.longrun_with(
+            &svc("db", "1", &[]),
+            vec![("logDirUser", "nixproc-no-such-user".into())],
+        )],
+    );
+    let started = Instant::now();
+    let err = format!("{:#}", switch.run(&v1).unwrap_err());
+    assert!(
+        err.contains("the log service of db-srv exited right after starting"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !env.pid_file("db").exists(),
+        "the service itself never started"
+    );
+    assert!(!env.dirs.runtime.join("service/db-srv").exists());
+    assert!(env.profile.current().unwrap().is_none());
 }

@@ -205,6 +205,18 @@ impl<R: Runner> S6RcActivator<R> {
         Ok(Some((up, pid)))
     }
 
+    /// `(up, ready, pid)` of a supervised service.
+    fn svstat_ready(&self, dir: &Path) -> Result<(bool, bool, i64)> {
+        let out = self
+            .runner
+            .run(&Cmd::new("s6-svstat").arg("-o").arg("up,ready,pid").arg(dir))?;
+        let mut w = out.stdout.split_whitespace();
+        let up = out.success() && w.next() == Some("true");
+        let ready = w.next() == Some("true");
+        let pid = w.next().and_then(|p| p.parse().ok()).unwrap_or(-1);
+        Ok((up, ready, pid))
+    }
+
     fn start_longrun(
         &self,
         profile: &Path,
@@ -240,21 +252,29 @@ impl<R: Runner> S6RcActivator<R> {
             self.wait_until(&format!("s6-supervise of {}/log", inst.name), || {
                 self.ok(Cmd::new("s6-svok").arg(&log))
             })?;
-            let ready = self.runner.run(
-                &Cmd::new("s6-svwait")
-                    .arg("-U")
-                    .arg("-t")
-                    .arg(self.ms(self.wait))
-                    .arg(&log)
-                    .timeout(self.wait + Duration::from_secs(5)),
+            // Polled rather than `s6-svwait -U`: a logger that cannot
+            // start (unknown logDirUser, unwritable logDir) is restarted
+            // every second and would only fail at the timeout.
+            let mut seen = None;
+            self.wait_until(
+                &format!("the log service of {} to be ready", inst.name),
+                || {
+                    let (up, ready, pid) = self.svstat_ready(&log)?;
+                    match seen {
+                        Some(p) if !up || p != pid => bail!(
+                            "the log service of {} exited right after starting; it runs as \
+                         logDirUser and writes under logDir (see s6-svscan's output in {})",
+                            inst.name,
+                            self.config.state.log.join("s6-svscan.log").display()
+                        ),
+                        _ => {}
+                    }
+                    if up {
+                        seen = Some(pid);
+                    }
+                    Ok(up && ready)
+                },
             )?;
-            if !ready.success() {
-                bail!(
-                    "the log service of {} did not become ready{}",
-                    inst.name,
-                    tail(&ready.tail())
-                );
-            }
         }
         fs::remove_file(svc.join("down"))?;
         let notify = profile.join(dir).join("notification-fd").exists();
@@ -574,5 +594,115 @@ impl<R: Runner> Activator for S6RcActivator<R> {
             }
             S6Kind::Bundle => InstanceStatus::Running,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::runner::RecordingRunner;
+    use crate::state_dirs::{StateDirOverrides, StateDirs};
+
+    fn inst(name: &str, kind: S6Kind, dir: &str) -> InstanceEntry {
+        InstanceEntry {
+            key: name.into(),
+            name: name.into(),
+            description: name.into(),
+            revision: "1".into(),
+            dependencies: vec![],
+            pid_file: None,
+            log_file: None,
+            user: None,
+            backend: Backend::S6Rc {
+                kind,
+                dir: dir.into(),
+                log_dir: None,
+            },
+        }
+    }
+
+    fn activator<'a>(
+        tmp: &Path,
+        runner: &'a RecordingRunner,
+    ) -> S6RcActivator<&'a RecordingRunner> {
+        let config = ActivatorConfig {
+            state: StateDirs::from_state_dir(tmp.join("var"), &StateDirOverrides::default()),
+            force_disable_user_change: false,
+            runlevel: 3,
+            systemd_user: false,
+        };
+        S6RcActivator::new(runner, &config)
+    }
+
+    #[test]
+    fn bundles_and_absent_longruns_need_no_commands() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runner = RecordingRunner::new();
+        let act = activator(tmp.path(), &runner);
+        let b = inst("all", S6Kind::Bundle, "etc/s6/sv/all");
+        act.start(tmp.path(), &b).unwrap();
+        act.stop(tmp.path(), &b).unwrap();
+        let l = inst("web-srv", S6Kind::Longrun, "etc/s6/sv/web-srv");
+        act.stop(tmp.path(), &l).unwrap();
+        assert_eq!(act.status(tmp.path(), &l).unwrap(), InstanceStatus::Stopped);
+        assert_eq!(act.status(tmp.path(), &b).unwrap(), InstanceStatus::Running);
+        assert!(runner.commands().is_empty());
+    }
+
+    #[test]
+    fn oneshots_run_up_and_down_with_execlineb() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("etc/s6/sv/init");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("down"), "x").unwrap();
+        let runner = RecordingRunner::new();
+        let act = activator(tmp.path(), &runner);
+        let o = inst("init", S6Kind::Oneshot, "etc/s6/sv/init");
+        act.start(tmp.path(), &o).unwrap();
+        assert_eq!(act.status(tmp.path(), &o).unwrap(), InstanceStatus::Running);
+        act.stop(tmp.path(), &o).unwrap();
+        assert_eq!(act.status(tmp.path(), &o).unwrap(), InstanceStatus::Stopped);
+        assert_eq!(
+            runner.lines(tmp.path()),
+            [
+                "execlineb -P /etc/s6/sv/init/up",
+                "execlineb -P /etc/s6/sv/init/down"
+            ]
+        );
+        let failing = RecordingRunner::new().fail("up", "boom");
+        let act = activator(tmp.path(), &failing);
+        let e = format!("{:#}", act.start(tmp.path(), &o).unwrap_err());
+        assert!(e.starts_with("init: up failed: "), "{e}");
+        assert!(e.contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn service_dirs_must_stay_inside_the_profile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runner = RecordingRunner::new();
+        let act = activator(tmp.path(), &runner);
+        for d in ["../x", "/etc/s6/sv/x", ""] {
+            let e = act
+                .start(tmp.path(), &inst("x", S6Kind::Oneshot, d))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("must be relative to the profile"),
+                "{e}"
+            );
+        }
+        let mut other = inst("x", S6Kind::Oneshot, "a");
+        other.backend = Backend::Systemd {
+            unit: "x.service".into(),
+            path: "x".into(),
+        };
+        assert!(act.stop(tmp.path(), &other).is_err());
+    }
+
+    #[test]
+    fn pid_alive_treats_missing_as_dead() {
+        assert!(pid_alive(std::process::id() as i32));
+        assert!(!pid_alive(0));
+        assert!(!pid_alive(-1));
+        assert!(!pid_alive(i32::MAX));
     }
 }
