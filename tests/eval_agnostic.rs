@@ -16,7 +16,10 @@ const BACKENDS: [&str; 4] = ["sysvinit", "supervisord", "systemd", "s6-rc"];
 fn eval(expr: &str, builder_mode: bool) -> Result<serde_json::Value, String> {
     let bin = release_dir();
     let mut cmd = Command::new("nix-instantiate");
-    if !builder_mode {
+    if builder_mode {
+        // --eval is read-only by default; builder mode builds (IFD).
+        cmd.arg("--read-write-mode");
+    } else {
         cmd.arg("--option")
             .arg("plugin-files")
             .arg(bin.join("libnixproc_plugin.so"));
