@@ -179,3 +179,32 @@ fn a_webapp_that_cannot_start_fails_the_switch_and_rolls_back() {
         assert_eq!(gens.lines().count(), 1, "{pm}: no generation recorded: {gens}");
     }
 }
+
+#[test]
+fn supervisord_stateless_runs_in_the_foreground_until_terminated() {
+    let p = ports();
+    let d = Deployment::new(&model(), &params(&p, ""));
+    let mut child = std::process::Command::new(nixproc_bin())
+        .args(["supervisord-stateless", "--force-disable-user-change", "--state-dir"])
+        .arg(d.state_dir())
+        .arg("--extra-params")
+        .arg(&d.extra_params)
+        .arg(model())
+        .spawn()
+        .expect("nixproc supervisord-stateless starts");
+    answers(p.nginx, "webapp1.local", "webapp1");
+    answers(p.nginx, "webapp2.local", "webapp2");
+    let pids = [listener(p.webapp1), listener(p.webapp2), listener(p.nginx)];
+    // nixproc exec'd supervisord: the signal goes straight to it.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "supervisord exits cleanly on TERM: {status}");
+    eventually(WAIT, "every program stopped", || pids.iter().all(|p| !alive(*p)));
+    // Stateless: no generation recorded.
+    let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
+    assert!(gens.trim().is_empty(), "{gens}");
+}

@@ -321,7 +321,7 @@ fn init_state_cmd(i: InitStateCmd) -> Result<ExitCode> {
 }
 
 /// nixproc-supervisord-deploy-stateless: build, init-state, run supervisord
-/// in the foreground on the profile; no generation is recorded.
+/// in the foreground on the profile (exec); no generation is recorded.
 fn supervisord_stateless(s: StatelessCmd) -> Result<ExitCode> {
     let model = ModelOpts {
         process_manager: "supervisord".into(),
@@ -335,7 +335,7 @@ fn supervisord_stateless(s: StatelessCmd) -> Result<ExitCode> {
     let path = nix::build_profile(&tc, &req)?;
     let dirs = state_dirs(&model.dirs)?;
     init_state(&dirs, model.dirs.force_disable_user_change)?;
-    let code = nixproc::deploy::supervisord::run_stateless(
+    let mut cmd = nixproc::deploy::supervisord::stateless_command(
         &path,
         &ActivatorConfig {
             state: dirs,
@@ -344,5 +344,9 @@ fn supervisord_stateless(s: StatelessCmd) -> Result<ExitCode> {
             systemd_user: false,
         },
     )?;
-    Ok(ExitCode::from(code))
+    // Replace nixproc: Ctrl-C and TERM reach supervisord, which stops its
+    // programs; nothing is recorded, so nothing has to run afterwards.
+    use std::os::unix::process::CommandExt;
+    let err = cmd.exec();
+    Err(anyhow::Error::new(err).context(format!("cannot run {cmd:?}")))
 }

@@ -668,6 +668,21 @@ impl<R: Runner> Activator for SupervisordActivator<R> {
 /// supervisord runs in nixproc's process group with inherited stdio, so a
 /// terminal's Ctrl-C reaches it directly.
 pub fn run_stateless(profile: &Path, config: &ActivatorConfig) -> Result<u8> {
+    let mut cmd = stateless_command(profile, config)?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(u8::try_from(code).unwrap_or(1))
+}
+
+/// The `supervisord -n -c <profile>/supervisord.conf` command of stateless
+/// mode, with the runtime and log directories it writes to created. The
+/// CLI `exec`s it, so signals reach supervisord directly.
+pub fn stateless_command(profile: &Path, config: &ActivatorConfig) -> Result<std::process::Command> {
     let conf = profile.join(MAIN_CONF);
     if !conf.is_file() {
         bail!(
@@ -678,20 +693,14 @@ pub fn run_stateless(profile: &Path, config: &ActivatorConfig) -> Result<u8> {
     for dir in [&config.state.runtime, &config.state.log] {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let status = std::process::Command::new("supervisord")
-        .arg("-n")
+    let mut cmd = std::process::Command::new("supervisord");
+    cmd.arg("-n")
         .arg("-c")
         .arg(&conf)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .status()
-        .with_context(|| format!("cannot run `supervisord -n -c {}`", conf.display()))?;
-    use std::os::unix::process::ExitStatusExt;
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    Ok(u8::try_from(code).unwrap_or(1))
+        .stderr(Stdio::inherit());
+    Ok(cmd)
 }
 
 #[cfg(test)]
