@@ -44,7 +44,10 @@ fn answers(port: u16, host: &str, expect: &str) {
     let (status, body) = http_get(port, host, WAIT)
         .unwrap_or_else(|| panic!("nothing answers on port {port} for {host}"));
     assert_eq!(status, 200, "status for {host}: {body}");
-    assert!(body.contains(expect), "body for {host} lacks {expect:?}: {body}");
+    assert!(
+        body.contains(expect),
+        "body for {host} lacks {expect:?}: {body}"
+    );
 }
 
 fn listener(port: u16) -> u32 {
@@ -86,12 +89,23 @@ fn deploy_switch_undeploy(pm: &str, webapp_mode: &str) {
     let d = Deployment::new(&model(), &params(&p, &mode)).with_process_manager(pm);
     d.switch_ok(&[]);
 
-    answers(p.nginx, "webapp1.local", &format!("webapp1 listening on port: {}", p.webapp1));
-    answers(p.nginx, "webapp2.local", &format!("webapp2 listening on port: {}", p.webapp2));
+    answers(
+        p.nginx,
+        "webapp1.local",
+        &format!("webapp1 listening on port: {}", p.webapp1),
+    );
+    answers(
+        p.nginx,
+        "webapp2.local",
+        &format!("webapp2 listening on port: {}", p.webapp2),
+    );
     let (status, body) = http_get(p.nginx, "unknown.local", WAIT).expect("catch-all answers");
     assert_eq!(status, 404, "{body}");
     if pm != "sysvinit" {
-        assert!(!manager_pids(&d, pm).is_empty(), "nixproc started {pm} under the state dir");
+        assert!(
+            !manager_pids(&d, pm).is_empty(),
+            "nixproc started {pm} under the state dir"
+        );
     }
 
     let (w1, w2, ng) = (listener(p.webapp1), listener(p.webapp2), listener(p.nginx));
@@ -119,9 +133,13 @@ fn deploy_switch_undeploy(pm: &str, webapp_mode: &str) {
 
     let all = [listener(p.webapp1), listener(p.webapp2), listener(p.nginx)];
     assert_success(&d.undeploy(), "undeploy");
-    eventually(WAIT, "every process gone", || all.iter().all(|p| !alive(*p)));
+    eventually(WAIT, "every process gone", || {
+        all.iter().all(|p| !alive(*p))
+    });
     assert!(port_closed(p.nginx) && port_closed(p.webapp1) && port_closed(p.webapp2));
-    eventually(WAIT, "the process manager gone", || manager_pids(&d, pm).is_empty());
+    eventually(WAIT, "the process manager gone", || {
+        manager_pids(&d, pm).is_empty()
+    });
     let state = d.state_dir().to_string_lossy().into_owned();
     assert!(pids_matching(&state).is_empty(), "processes left behind");
 }
@@ -169,14 +187,25 @@ fn a_webapp_that_cannot_start_fails_the_switch_and_rolls_back() {
         let params = params(&p, "failing = \"webapp2\";");
         let model = model();
         let out = d.nixproc(&["switch", "--extra-params", &params, model.to_str().unwrap()]);
-        assert!(!out.status.success(), "{pm}: a switch with a broken webapp2 must fail");
-        assert!(stderr(&out).contains("webapp2"), "{pm}: error names webapp2: {}", stderr(&out));
+        assert!(
+            !out.status.success(),
+            "{pm}: a switch with a broken webapp2 must fail"
+        );
+        assert!(
+            stderr(&out).contains("webapp2"),
+            "{pm}: error names webapp2: {}",
+            stderr(&out)
+        );
         // The previous generation runs again.
         answers(p.nginx, "webapp2.local", "webapp2");
         answers(p.nginx, "webapp1.local", "webapp1");
         assert_eq!(listener(p.webapp1), w1, "{pm}: webapp1 untouched");
         let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
-        assert_eq!(gens.lines().count(), 1, "{pm}: no generation recorded: {gens}");
+        assert_eq!(
+            gens.lines().count(),
+            1,
+            "{pm}: no generation recorded: {gens}"
+        );
     }
 }
 
@@ -185,7 +214,11 @@ fn supervisord_stateless_runs_in_the_foreground_until_terminated() {
     let p = ports();
     let d = Deployment::new(&model(), &params(&p, ""));
     let mut child = std::process::Command::new(nixproc_bin())
-        .args(["supervisord-stateless", "--force-disable-user-change", "--state-dir"])
+        .args([
+            "supervisord-stateless",
+            "--force-disable-user-change",
+            "--state-dir",
+        ])
         .arg(d.state_dir())
         .arg("--extra-params")
         .arg(&d.extra_params)
@@ -202,9 +235,32 @@ fn supervisord_stateless_runs_in_the_foreground_until_terminated() {
     )
     .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "supervisord exits cleanly on TERM: {status}");
-    eventually(WAIT, "every program stopped", || pids.iter().all(|p| !alive(*p)));
+    assert!(
+        status.success(),
+        "supervisord exits cleanly on TERM: {status}"
+    );
+    eventually(WAIT, "every program stopped", || {
+        pids.iter().all(|p| !alive(*p))
+    });
     // Stateless: no generation recorded.
     let gens = stdout(&d.nixproc(&["switch", "--list-generations"]));
     assert!(gens.trim().is_empty(), "{gens}");
+}
+
+#[test]
+fn a_failed_first_deployment_leaves_no_process_manager_behind() {
+    for pm in ["supervisord", "s6-rc"] {
+        let p = ports();
+        let d = Deployment::new(&model(), &params(&p, "failing = \"webapp2\";"))
+            .with_process_manager(pm);
+        let out = d.switch(&[]);
+        assert!(!out.status.success(), "{pm}: the first switch must fail");
+        assert!(stderr(&out).contains("webapp2"), "{pm}: {}", stderr(&out));
+        eventually(WAIT, "the process manager stopped", || {
+            manager_pids(&d, pm).is_empty()
+        });
+        assert!(port_closed(p.webapp1), "{pm}: webapp1 was stopped again");
+        let state = d.state_dir().to_string_lossy().into_owned();
+        eventually(WAIT, "nothing left", || pids_matching(&state).is_empty());
+    }
 }

@@ -24,11 +24,19 @@ fn eval(expr: &str, builder_mode: bool) -> Result<serde_json::Value, String> {
             .arg("plugin-files")
             .arg(bin.join("libnixproc_plugin.so"));
     }
-    cmd.args(["--option", "substituters", "", "--eval", "--strict", "--json", "-I"])
-        .arg(format!("nixproc={}", repo_root().join("nix").display()))
-        .env("NIXPROC_BUILDER", bin.join("nixproc-builder"))
-        .arg("-E")
-        .arg(expr);
+    cmd.args([
+        "--option",
+        "substituters",
+        "",
+        "--eval",
+        "--strict",
+        "--json",
+        "-I",
+    ])
+    .arg(format!("nixproc={}", repo_root().join("nix").display()))
+    .env("NIXPROC_BUILDER", bin.join("nixproc-builder"))
+    .arg("-E")
+    .arg(expr);
     let out = run(&mut cmd);
     if out.status.success() {
         Ok(serde_json::from_slice(&out.stdout).expect("json"))
@@ -49,7 +57,12 @@ fn files(pm: &str, process: &str, builder_mode: bool) -> Result<Vec<(String, Str
     Ok(v.as_array()
         .unwrap()
         .iter()
-        .map(|f| (f[0].as_str().unwrap().to_string(), f[1].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f[0].as_str().unwrap().to_string(),
+                f[1].as_str().unwrap().to_string(),
+            )
+        })
         .collect())
 }
 
@@ -69,7 +82,13 @@ fn with_overrides(overrides: &str) -> String {
 }
 
 /// (backend, main file suffix, attrset override, function override, what both must produce)
-fn cases() -> Vec<(&'static str, &'static str, &'static str, &'static str, &'static str)> {
+fn cases() -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+)> {
     vec![
         (
             "sysvinit",
@@ -108,7 +127,10 @@ fn attrset_and_function_overrides_give_the_same_package_for_every_backend() {
         let plain = files(pm, &format!("{BASE} }}"), false).unwrap();
         let a = files(pm, &with_overrides(attrset), false).unwrap();
         let f = files(pm, &with_overrides(function), false).unwrap();
-        assert!(text_of(&a, file).contains(expect), "{pm}: attrset override applied");
+        assert!(
+            text_of(&a, file).contains(expect),
+            "{pm}: attrset override applied"
+        );
         assert_eq!(a, f, "{pm}: attrset and function overrides agree");
         assert_ne!(plain, a, "{pm}: the override changed something");
         // Overrides for other backends are ignored (functions included).
@@ -126,12 +148,23 @@ fn attrset_and_function_overrides_give_the_same_package_for_every_backend() {
 fn wrong_overrides_are_clear_errors() {
     for pm in BACKENDS {
         let e = files(pm, &with_overrides(r#"{ supervisor.x = 1; }"#), false).unwrap_err();
-        assert!(e.contains("overrides.supervisor") && e.contains("not a process manager"), "{pm}: {e}");
+        assert!(
+            e.contains("overrides.supervisor") && e.contains("not a process manager"),
+            "{pm}: {e}"
+        );
 
         let e = files(pm, &with_overrides(&format!(r#"{{ {pm} = 3; }}"#)), false).unwrap_err();
-        assert!(e.contains(&format!("overrides.{pm}")) && e.contains("int"), "{pm}: {e}");
+        assert!(
+            e.contains(&format!("overrides.{pm}")) && e.contains("int"),
+            "{pm}: {e}"
+        );
 
-        let e = files(pm, &with_overrides(&format!(r#"{{ {pm} = a: 1; }}"#)), false).unwrap_err();
+        let e = files(
+            pm,
+            &with_overrides(&format!(r#"{{ {pm} = a: 1; }}"#)),
+            false,
+        )
+        .unwrap_err();
         assert!(e.contains("must return a set"), "{pm}: {e}");
 
         let e = files(
@@ -143,34 +176,56 @@ fn wrong_overrides_are_clear_errors() {
         assert!(e.contains("must not change 'name'"), "{pm}: {e}");
     }
     // An unknown backend parameter coming from an override names the override.
-    let e = files("supervisord", &with_overrides(r#"{ supervisord.autorestrt = true; }"#), false)
-        .unwrap_err();
+    let e = files(
+        "supervisord",
+        &with_overrides(r#"{ supervisord.autorestrt = true; }"#),
+        false,
+    )
+    .unwrap_err();
     assert!(e.contains("autorestrt") && e.contains("autorestart"), "{e}");
-    let e = files("sysvinit", &with_overrides(r#"{ sysvinit.runlevel = [ 3 ]; }"#), false)
-        .unwrap_err();
-    assert!(e.contains("overrides.sysvinit") && e.contains("runlevels"), "{e}");
+    let e = files(
+        "sysvinit",
+        &with_overrides(r#"{ sysvinit.runlevel = [ 3 ]; }"#),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("overrides.sysvinit") && e.contains("runlevels"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_process_is_a_clear_error() {
     for pm in BACKENDS {
         let e = files(pm, r#"{ instanceName = "x"; }"#, false).unwrap_err();
-        assert!(e.contains("no foreground process or daemon known"), "{pm}: {e}");
+        assert!(
+            e.contains("no foreground process or daemon known"),
+            "{pm}: {e}"
+        );
     }
 }
 
 #[test]
 fn builder_mode_evaluates_without_the_plugin_and_agrees_with_it() {
     for (pm, _, attrset, function, _) in cases() {
-        for process in [format!("{BASE} }}"), with_overrides(attrset), with_overrides(function)] {
+        for process in [
+            format!("{BASE} }}"),
+            with_overrides(attrset),
+            with_overrides(function),
+        ] {
             let plugin = files(pm, &process, false).unwrap();
             let builder = files(pm, &process, true).unwrap();
             assert_eq!(plugin, builder, "{pm}: builder mode differs for {process}");
         }
     }
     // Errors come through builder mode too (as a failed build).
-    let e = files("sysvinit", &with_overrides(r#"{ sysvinit.runlevel = [ 3 ]; }"#), true)
-        .unwrap_err();
+    let e = files(
+        "sysvinit",
+        &with_overrides(r#"{ sysvinit.runlevel = [ 3 ]; }"#),
+        true,
+    )
+    .unwrap_err();
     assert!(e.contains("runlevels"), "{e}");
 }
 
@@ -185,7 +240,10 @@ fn tree(root: &std::path::Path) -> Vec<(String, String)> {
             let rel = p.strip_prefix(root).unwrap().display().to_string();
             let meta = std::fs::symlink_metadata(&p).unwrap();
             if meta.file_type().is_symlink() {
-                out.push((rel, format!("-> {}", std::fs::read_link(&p).unwrap().display())));
+                out.push((
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                ));
             } else if meta.is_dir() {
                 out.push((rel, "dir".into()));
                 stack.push(p);
@@ -206,18 +264,34 @@ fn builder_mode_builds_byte_identical_profiles() {
     for pm in BACKENDS {
         let build = |builder_mode: bool| {
             let mut cmd = Command::new(nixproc_bin());
-            cmd.args(["build", "-P", pm, "--state-dir", "/srv/np", "--force-disable-user-change"])
-                .arg(&model);
+            cmd.args([
+                "build",
+                "-P",
+                pm,
+                "--state-dir",
+                "/srv/np",
+                "--force-disable-user-change",
+            ])
+            .arg(&model);
             if builder_mode {
                 cmd.env("NIXPROC_PLUGIN", "none");
             }
             let out = run(&mut cmd);
-            assert_success(&out, &format!("build for {pm} (builder mode: {builder_mode})"));
+            assert_success(
+                &out,
+                &format!("build for {pm} (builder mode: {builder_mode})"),
+            );
             std::path::PathBuf::from(stdout(&out).trim())
         };
         let (plugin, builder) = (build(false), build(true));
         let (a, b) = (tree(&plugin), tree(&builder));
-        assert!(a.iter().any(|(p, _)| p.contains("manifest.json")), "{pm}: manifest present");
-        assert_eq!(a, b, "{pm}: profiles differ between plugin and builder mode");
+        assert!(
+            a.iter().any(|(p, _)| p.contains("manifest.json")),
+            "{pm}: manifest present"
+        );
+        assert_eq!(
+            a, b,
+            "{pm}: profiles differ between plugin and builder mode"
+        );
     }
 }

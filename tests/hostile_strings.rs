@@ -72,7 +72,11 @@ fn check_dumps(d: &Deployment, env: &BTreeMap<String, String>, what: &str) {
         eventually(Duration::from_secs(15), "dump written", || {
             dir.join("env").exists()
         });
-        assert_eq!(dumped_args(&dir.join("args")), HOSTILE, "{what} {name}: args");
+        assert_eq!(
+            dumped_args(&dir.join("args")),
+            HOSTILE,
+            "{what} {name}: args"
+        );
         let got = dumped_env(&dir.join("env"));
         for (k, v) in env {
             assert_eq!(got.get(k), Some(v), "{what} {name}: environment {k}");
@@ -142,7 +146,12 @@ fn hostile_systemd_units_verify() {
         &format!("{{ hostileFile = \"{}\"; }}", file.display()),
     )
     .with_process_manager("systemd");
-    let out = d.nixproc(&["build", "--extra-params", &d.extra_params, model.to_str().unwrap()]);
+    let out = d.nixproc(&[
+        "build",
+        "--extra-params",
+        &d.extra_params,
+        model.to_str().unwrap(),
+    ]);
     assert_success(&out, "build for systemd");
     let profile = std::path::PathBuf::from(stdout(&out).trim());
     let units = profile.join("etc/systemd/system");
@@ -154,9 +163,14 @@ fn hostile_systemd_units_verify() {
         .collect();
     assert_eq!(files.len(), 2, "{files:?}");
     let mut cmd = std::process::Command::new("systemd-analyze");
-    cmd.args(["verify", "--man=no"]).args(&files).env("SYSTEMD_UNIT_PATH", format!("{}:", units.display()));
+    cmd.args(["verify", "--man=no"])
+        .args(&files)
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", units.display()));
     let out = run(&mut cmd);
     assert_success(&out, "systemd-analyze verify");
     let err = stderr(&out);
-    assert!(!err.contains("nix-process-hostile"), "warnings about our units: {err}");
+    assert!(
+        !err.contains("nix-process-hostile"),
+        "warnings about our units: {err}"
+    );
 }

@@ -282,7 +282,9 @@ pub fn listener_pid(port: u16) -> Option<u32> {
             continue;
         };
         for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == needle) && alive(pid) {
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == needle)
+                && alive(pid)
+            {
                 return Some(pid);
             }
         }

@@ -453,12 +453,15 @@ fn wrap_daemon(opts: &Options, pidfile: &std::path::Path) -> Result<i32> {
     let mut daemon: Option<i32> = None;
     let mut terminating = false;
     let mut announced = false;
+    let mut pending: Vec<libc::c_int> = Vec::new();
     loop {
         if let Some(sig) = wait_signal(&set, procs::POLL) {
             if sig != libc::SIGCHLD {
                 match daemon {
                     Some(pid) => send(pid, sig),
-                    None if starter_running => send(starter_pid, sig),
+                    // Not known yet: deliver once the PID file names it
+                    // (TERM and INT are covered by `terminating`).
+                    None if sig != libc::SIGTERM && sig != libc::SIGINT => pending.push(sig),
                     None => {}
                 }
                 if sig == libc::SIGTERM || sig == libc::SIGINT {
@@ -491,6 +494,9 @@ fn wrap_daemon(opts: &Options, pidfile: &std::path::Path) -> Result<i32> {
                 Ok(PidFile::Running(pids)) => {
                     let pid = pids[0];
                     daemon = Some(pid);
+                    for sig in pending.drain(..) {
+                        send(pid, sig);
+                    }
                     if terminating {
                         send(pid, libc::SIGTERM);
                     }

@@ -301,8 +301,13 @@ mod tests {
             panic!("not deploy")
         };
         assert_eq!(d.process_manager, "s6-rc");
-        let Command::SupervisordStateless(s) =
-            parse(&["nixproc-supervisord-deploy-stateless", "--state-dir", "/s", "m.nix"]).command
+        let Command::SupervisordStateless(s) = parse(&[
+            "nixproc-supervisord-deploy-stateless",
+            "--state-dir",
+            "/s",
+            "m.nix",
+        ])
+        .command
         else {
             panic!("not stateless")
         };

@@ -31,12 +31,18 @@ impl Toolchain {
             plugin: locate_plugin(&bin_dir)?,
             builder: find(
                 "NIXPROC_BUILDER",
-                &[bin_dir.join("nixproc-builder"), bin_dir.join("../release/nixproc-builder")],
+                &[
+                    bin_dir.join("nixproc-builder"),
+                    bin_dir.join("../release/nixproc-builder"),
+                ],
                 "the static nixproc-builder; build it with `scripts/build.sh`",
             )?,
             nix_dir: find(
                 "NIXPROC",
-                &[bin_dir.join("../../nix"), bin_dir.join("../share/nixproc/nix")],
+                &[
+                    bin_dir.join("../../nix"),
+                    bin_dir.join("../share/nixproc/nix"),
+                ],
                 "the nixproc Nix library (the repository's nix/ directory)",
             )?,
         })
@@ -48,7 +54,11 @@ impl Toolchain {
     pub fn common_args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         if let Some(plugin) = &self.plugin {
-            a.extend(["--option".into(), "plugin-files".into(), plugin.clone().into()]);
+            a.extend([
+                "--option".into(),
+                "plugin-files".into(),
+                plugin.clone().into(),
+            ]);
         }
         a.extend([
             "--option".into(),

@@ -682,7 +682,10 @@ pub fn run_stateless(profile: &Path, config: &ActivatorConfig) -> Result<u8> {
 /// The `supervisord -n -c <profile>/supervisord.conf` command of stateless
 /// mode, with the runtime and log directories it writes to created. The
 /// CLI `exec`s it, so signals reach supervisord directly.
-pub fn stateless_command(profile: &Path, config: &ActivatorConfig) -> Result<std::process::Command> {
+pub fn stateless_command(
+    profile: &Path,
+    config: &ActivatorConfig,
+) -> Result<std::process::Command> {
     let conf = profile.join(MAIN_CONF);
     if !conf.is_file() {
         bail!(

@@ -187,7 +187,24 @@ impl<'a> Switch<'a> {
         self.activator
             .prepare(&prepared.new_profile, &prepared.new_manifest)
             .context("preparing the process manager")?;
-        let mut report = execute(&prepared.plan, &ctx)?;
+        let mut report = match execute(&prepared.plan, &ctx) {
+            Ok(r) => r,
+            Err(e) => {
+                // The old generation is what runs now (the engine rolled
+                // back): let the activator settle on it, e.g. stop a process
+                // manager it started for a first deployment that failed.
+                let old = prepared
+                    .old_profile
+                    .as_deref()
+                    .unwrap_or(&prepared.new_profile);
+                if let Err(f) = self.activator.finish(old, &prepared.old_manifest) {
+                    self.progress.event(&Event::Warning {
+                        message: &format!("{f:#}"),
+                    });
+                }
+                return Err(e);
+            }
+        };
         if let Err(e) = self
             .activator
             .finish(&prepared.new_profile, &prepared.new_manifest)
