@@ -10,28 +10,6 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-struct Ports {
-    webapp1: u16,
-    webapp2: u16,
-    nginx: u16,
-}
-
-fn ports() -> Ports {
-    let p = free_ports(3);
-    Ports {
-        webapp1: p[0],
-        webapp2: p[1],
-        nginx: p[2],
-    }
-}
-
-fn params(p: &Ports, extra: &str) -> String {
-    format!(
-        "{{ ports = {{ webapp1 = {}; webapp2 = {}; nginx = {}; }}; {extra} }}",
-        p.webapp1, p.webapp2, p.nginx
-    )
-}
-
 fn model() -> std::path::PathBuf {
     repo_root().join("tests/models/webapps.nix")
 }
@@ -42,16 +20,6 @@ fn order_log(d: &Deployment) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn answers(port: u16, host: &str, expect: &str) {
-    let (status, body) = http_get(port, host, WAIT)
-        .unwrap_or_else(|| panic!("nothing answers on port {port} for {host}"));
-    assert_eq!(status, 200, "status for {host}: {body}");
-    assert!(
-        body.contains(expect),
-        "body for {host} lacks {expect:?}: {body}"
-    );
 }
 
 #[test]

@@ -291,3 +291,39 @@ pub fn listener_pid(port: u16) -> Option<u32> {
     }
     None
 }
+
+/// The ports of the webapps test models (webapp1, webapp2 and the nginx
+/// proxying both).
+pub struct Ports {
+    pub webapp1: u16,
+    pub webapp2: u16,
+    pub nginx: u16,
+}
+
+pub fn ports() -> Ports {
+    let p = free_ports(3);
+    Ports {
+        webapp1: p[0],
+        webapp2: p[1],
+        nginx: p[2],
+    }
+}
+
+/// `--extra-params` for the webapps test models: the ports plus `extra`.
+pub fn params(p: &Ports, extra: &str) -> String {
+    format!(
+        "{{ ports = {{ webapp1 = {}; webapp2 = {}; nginx = {}; }}; {extra} }}",
+        p.webapp1, p.webapp2, p.nginx
+    )
+}
+
+/// Asserts that `host` on `port` answers 200 with `expect` in the body.
+pub fn answers(port: u16, host: &str, expect: &str) {
+    let (status, body) = http_get(port, host, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("nothing answers on port {port} for {host}"));
+    assert_eq!(status, 200, "status for {host}: {body}");
+    assert!(
+        body.contains(expect),
+        "body for {host} lacks {expect:?}: {body}"
+    );
+}

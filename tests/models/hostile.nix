@@ -10,27 +10,10 @@
 
 let
   nixproc = import <nixproc> { inherit stateDir runtimeDir tmpDir forceDisableUserChange; };
-  hostile = builtins.fromJSON (builtins.readFile hostileFile);
-  dump = ''
-    mkdir -p "$DUMP_DIR"
-    for a in "$@"; do printf '%s\0' "$a"; done > "$DUMP_DIR/args"
-    env -0 > "$DUMP_DIR/env"
-  '';
-  foregroundProgram = nixproc.writeScript "dump-foreground" ''
-    #!/bin/sh
-    ${dump}
-    exec sleep 600
-  '';
-  daemonProgram = nixproc.writeScript "dump-daemon" ''
-    #!/bin/sh
-    ${dump}
-    sleep 600 >/dev/null 2>&1 </dev/null &
-    echo $! > "$PID_FILE"
-  '';
-  environment = name: hostile.env // {
-    DUMP_DIR = "${stateDir}/dump-${name}";
-    PID_FILE = "${runtimeDir}/${name}.pid";
-  };
+  inherit (import ./hostile-programs.nix {
+    inherit (nixproc) writeScript;
+    inherit stateDir runtimeDir hostileFile;
+  }) hostile foregroundProgram daemonProgram environment;
 in
 {
   foreground.pkg = nixproc.createSystemVInitScript {
