@@ -232,3 +232,35 @@ fn a_failed_first_deployment_leaves_no_process_manager_behind() {
         eventually(WAIT, "nothing left", || pids_matching(&state).is_empty());
     }
 }
+
+/// Two consecutive free ports after a base (the example's webappPortBase
+/// convention), plus one more for nginx.
+fn example_ports() -> (u16, u16) {
+    for _ in 0..50 {
+        let base = free_ports(1)[0];
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if base < 65000 && free(base + 1) && free(base + 2) {
+            return (base, free_ports(1)[0]);
+        }
+    }
+    panic!("no free consecutive ports");
+}
+
+#[test]
+fn the_webapps_agnostic_example_itself_deploys_under_supervisord_and_s6() {
+    let example = repo_root().join("examples/webapps-agnostic/processes.nix");
+    for pm in ["supervisord", "s6-rc"] {
+        let (base, nginx) = example_ports();
+        let d = Deployment::new(
+            &example,
+            &format!("{{ webappPortBase = {base}; nginxPort = {nginx}; }}"),
+        )
+        .with_process_manager(pm);
+        d.switch_ok(&[]);
+        answers(nginx, "webapp1.local", &format!("webapp1 listening on port: {}", base + 1));
+        answers(nginx, "webapp2.local", &format!("webapp2 listening on port: {}", base + 2));
+        assert_success(&d.undeploy(), "undeploy");
+        eventually(WAIT, "the process manager gone", || manager_pids(&d, pm).is_empty());
+        assert!(port_closed(nginx) && port_closed(base + 1) && port_closed(base + 2));
+    }
+}
