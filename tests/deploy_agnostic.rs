@@ -257,10 +257,20 @@ fn the_webapps_agnostic_example_itself_deploys_under_supervisord_and_s6() {
         )
         .with_process_manager(pm);
         d.switch_ok(&[]);
-        answers(nginx, "webapp1.local", &format!("webapp1 listening on port: {}", base + 1));
-        answers(nginx, "webapp2.local", &format!("webapp2 listening on port: {}", base + 2));
+        answers(
+            nginx,
+            "webapp1.local",
+            &format!("webapp1 listening on port: {}", base + 1),
+        );
+        answers(
+            nginx,
+            "webapp2.local",
+            &format!("webapp2 listening on port: {}", base + 2),
+        );
         assert_success(&d.undeploy(), "undeploy");
-        eventually(WAIT, "the process manager gone", || manager_pids(&d, pm).is_empty());
+        eventually(WAIT, "the process manager gone", || {
+            manager_pids(&d, pm).is_empty()
+        });
         assert!(port_closed(nginx) && port_closed(base + 1) && port_closed(base + 2));
     }
 }

@@ -358,6 +358,56 @@ pub fn create_managed_process(v: &Value) -> Result<PackageSpec> {
     })
 }
 
+impl ManagedProcess {
+    /// Where PID files go (reference §2.1): `runtime_dir` when no user is
+    /// *declared*, else `tmp_dir` (a process that drops privileges cannot
+    /// write to a root-owned runtime dir). The declared user on purpose: the
+    /// path stays the same when user switching is force-disabled.
+    pub fn pid_files_dir<'a>(&self, runtime_dir: &'a str, tmp_dir: &'a str) -> &'a str {
+        if self.user.is_none() {
+            runtime_dir
+        } else {
+            tmp_dir
+        }
+    }
+
+    /// The PID file a daemon writes (reference §2.1): `pidFile`, else
+    /// `<pidFilesDir>/<instanceName>.pid`, else `<pidFilesDir>/<basename
+    /// daemon>.pid`.
+    pub fn daemon_pid_file(
+        &self,
+        runtime_dir: &str,
+        tmp_dir: &str,
+        daemon: &str,
+    ) -> Result<String> {
+        if let Some(f) = &self.pid_file {
+            return Ok(f.clone());
+        }
+        let base = match &self.instance_name {
+            Some(i) => i.as_str(),
+            None => {
+                let b = daemon
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("");
+                if b.is_empty() || b == "." || b == ".." {
+                    return Err(Error::invalid(
+                        "daemon",
+                        format!(
+                            "cannot derive a PID file name from {daemon:?}; give pidFile or \
+                             instanceName"
+                        ),
+                    ));
+                }
+                b
+            }
+        };
+        let dir = self.pid_files_dir(runtime_dir, tmp_dir);
+        Ok(format!("{}/{base}.pid", dir.trim_end_matches('/')))
+    }
+}
+
 /// Puts `key = value` into a translated argument set when there is a value.
 pub fn put_opt(out: &mut BTreeMap<String, Value>, key: &str, v: Option<impl Into<Value>>) {
     if let Some(v) = v {

@@ -20,6 +20,17 @@ pub struct FileSpec {
     pub mode: u32,
 }
 
+impl FileSpec {
+    /// `{ path; text; mode; }`, as primops return files.
+    pub fn to_value(&self) -> Value {
+        attrs([
+            ("path", Value::str(&self.path)),
+            ("text", Value::str(&self.text)),
+            ("mode", Value::Int(i64::from(self.mode))),
+        ])
+    }
+}
+
 /// A symbolic link inside the package output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkSpec {
@@ -62,17 +73,7 @@ impl PackageSpec {
 
     /// The plain Nix value the primop returns.
     pub fn to_value(&self) -> Value {
-        let files = self
-            .files
-            .iter()
-            .map(|f| {
-                attrs([
-                    ("path", Value::str(&f.path)),
-                    ("text", Value::str(&f.text)),
-                    ("mode", Value::Int(i64::from(f.mode))),
-                ])
-            })
-            .collect();
+        let files = self.files.iter().map(FileSpec::to_value).collect();
         let links = self
             .links
             .iter()

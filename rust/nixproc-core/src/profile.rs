@@ -34,15 +34,6 @@ pub fn profile_extras(v: &Value) -> Result<Value> {
         "s6-rc" => crate::s6rc::profile_files(&composition, &services)?,
         _ => Vec::new(),
     };
-    let files = files
-        .into_iter()
-        .map(|f| {
-            attrs([
-                ("path", Value::str(&f.path)),
-                ("text", Value::str(&f.text)),
-                ("mode", Value::Int(i64::from(f.mode))),
-            ])
-        })
-        .collect();
+    let files = files.iter().map(FileSpec::to_value).collect();
     Ok(attrs([("files", Value::List(files))]))
 }

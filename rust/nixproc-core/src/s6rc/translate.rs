@@ -134,41 +134,6 @@ pub fn command_script(
     Ok(s.render())
 }
 
-fn basename(p: &str) -> &str {
-    p.trim_end_matches('/').rsplit('/').next().unwrap_or("")
-}
-
-/// The PID file a daemon writes: `pidFile`, else `<pidFilesDir>/<instanceName>.pid`,
-/// else `<pidFilesDir>/<basename daemon>.pid`; pidFilesDir = runtimeDir
-/// when no user is *declared*, else tmpDir (reference §2.1).
-pub fn daemon_pid_file(comp: &Composition, p: &ManagedProcess, daemon: &str) -> Result<String> {
-    if let Some(f) = &p.pid_file {
-        return Ok(f.clone());
-    }
-    let dir = if p.user.is_none() {
-        &comp.runtime_dir
-    } else {
-        &comp.tmp_dir
-    };
-    let base = match &p.instance_name {
-        Some(i) => i.as_str(),
-        None => {
-            let b = basename(daemon);
-            if b.is_empty() || b == "." || b == ".." {
-                return Err(Error::invalid(
-                    "daemon",
-                    format!(
-                        "cannot derive a PID file name from {daemon:?}; give pidFile or \
-                         instanceName"
-                    ),
-                ));
-            }
-            b
-        }
-    };
-    Ok(format!("{}/{base}.pid", dir.trim_end_matches('/')))
-}
-
 /// The `down` command line of a daemon: kill the PID in `pid_file`.
 pub fn down_script(comp: &Composition, pid_file: &str) -> String {
     use Word::{Raw, Value as V};
@@ -208,7 +173,7 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
             );
         }
         (None, Some(daemon)) => {
-            let pid_file = daemon_pid_file(&comp, p, daemon)?;
+            let pid_file = p.daemon_pid_file(&comp.runtime_dir, &comp.tmp_dir, daemon)?;
             out.insert("type".into(), Value::str("oneshot"));
             out.insert(
                 "up".into(),

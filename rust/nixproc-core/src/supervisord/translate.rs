@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{join, parse_composition, plain_problem, render, Composition};
+use super::{join, parse_composition, plain_problem, render};
 use crate::agnostic::{common_args, put_opt, ManagedProcess};
 use crate::args::Args;
 use crate::error::{Error, Result};
@@ -32,40 +32,6 @@ use crate::quote::c_escape;
 use crate::value::Value;
 
 use super::env_value_problem;
-
-fn basename(p: &str) -> &str {
-    p.trim_end_matches('/').rsplit('/').next().unwrap_or("")
-}
-
-/// The PID file the proxy waits on for a daemon: `pidFile`, else
-/// `<pidFilesDir>/<instanceName>.pid`, else `<pidFilesDir>/<basename
-/// daemon>.pid`; `pidFilesDir` is `runtimeDir` without a *declared* user,
-/// else `tmpDir` (reference §2.1 — the proxy of the original ignored the
-/// tmpDir rule, §8.2-21).
-fn daemon_pid_file(p: &ManagedProcess, comp: &Composition, daemon: &str) -> Result<String> {
-    if let Some(f) = &p.pid_file {
-        return Ok(f.clone());
-    }
-    let dir = if p.user.is_none() {
-        &comp.runtime_dir
-    } else {
-        &comp.tmp_dir
-    };
-    let base = match &p.instance_name {
-        Some(i) => i.as_str(),
-        None => {
-            let b = basename(daemon);
-            if b.is_empty() || b == "." || b == ".." {
-                return Err(Error::invalid(
-                    "daemon",
-                    format!("cannot derive a PID file name from {daemon:?}; give pidFile or instanceName"),
-                ));
-            }
-            b
-        }
-    };
-    Ok(join(dir, &format!("{base}.pid")))
-}
 
 /// See the module documentation.
 pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<String, Value>> {
@@ -150,7 +116,10 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
     }
     if wrap {
         opts.push(("--wrap-daemon", None));
-        opts.push(("--pidfile", Some(daemon_pid_file(p, &comp, program)?)));
+        opts.push((
+            "--pidfile",
+            Some(p.daemon_pid_file(&comp.runtime_dir, &comp.tmp_dir, program)?),
+        ));
     }
 
     let escaped = opts

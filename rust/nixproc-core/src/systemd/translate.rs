@@ -53,12 +53,7 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
             let line = exec_command("daemon", d, &p.daemon_args)?;
             service.push(("ExecStart", line.into()));
             service.push(("Type", "forking".into()));
-            // The *declared* user decides the directory (reference §2.1).
-            let pid_files_dir = if p.user.is_none() {
-                &runtime_dir
-            } else {
-                &tmp_dir
-            };
+            let pid_files_dir = p.pid_files_dir(&runtime_dir, &tmp_dir);
             let pid_file = p.pid_file.clone().or_else(|| {
                 p.instance_name
                     .as_ref()
