@@ -153,6 +153,19 @@ fn wrong_overrides_are_clear_errors() {
             "{pm}: {e}"
         );
 
+        // Also when the selected backend's override is a function (Rust
+        // never sees the overrides then).
+        let e = files(
+            pm,
+            &with_overrides(&format!(r#"{{ {pm} = a: a; supervisor.x = 1; }}"#)),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("overrides.supervisor") && e.contains("not a process manager"),
+            "{pm}: {e}"
+        );
+
         let e = files(pm, &with_overrides(&format!(r#"{{ {pm} = 3; }}"#)), false).unwrap_err();
         assert!(
             e.contains(&format!("overrides.{pm}")) && e.contains("int"),

@@ -58,7 +58,11 @@ let
     name = backend.agnosticNameOf args override;
   };
 
-  result = builtins.seq checkedOverrides
+  # Force every check above (mapAttrs is lazy in its values), so a bad key
+  # is an error on the function path too, where Rust never sees overrides.
+  overridesChecked = builtins.foldl' (ok: o: builtins.seq o ok) true (builtins.attrValues checkedOverrides);
+
+  result = builtins.seq overridesChecked
     (if builtins.isFunction override then viaFunction else viaAttrset);
 in
 backend.fromArgs {
