@@ -104,3 +104,72 @@ pub fn parse_environment(a: &Args) -> Result<BTreeMap<String, String>> {
     }
     Ok(env)
 }
+
+/// One element of a generator's `dependencies`, as the Nix layer passes it
+/// for a dependency package: a set with the dependency's `name` plus the
+/// facts its backend needs (a start sequence, a priority). `what` names
+/// the expected package ("a sysvinit process package") in the errors.
+pub struct DependencySet<'v> {
+    /// `dependencies[<i>]`, for errors.
+    pub attr: String,
+    pub name: String,
+    fields: &'v BTreeMap<String, crate::value::Value>,
+    what: &'static str,
+}
+
+/// Reads `dependencies` as a list of [`DependencySet`]s.
+pub fn dependency_sets<'v>(a: &Args<'v>, what: &'static str) -> Result<Vec<DependencySet<'v>>> {
+    use crate::value::Value;
+    a.list("dependencies")?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let attr = format!("dependencies[{i}]");
+            let Value::Attrs(fields) = v else {
+                return Err(Error::invalid(
+                    &attr,
+                    format!("is not {what} (it is a {})", v.type_name()),
+                ));
+            };
+            let Some(Value::Str(name)) = fields.get("name") else {
+                return Err(Error::invalid(
+                    &attr,
+                    format!("is not {what} (it has no name)"),
+                ));
+            };
+            Ok(DependencySet {
+                name: name.s.clone(),
+                attr,
+                fields,
+                what,
+            })
+        })
+        .collect()
+}
+
+impl DependencySet<'_> {
+    /// `<attr>.name`, for checks of the name.
+    pub fn name_attr(&self) -> String {
+        format!("{}.name", self.attr)
+    }
+
+    /// A required non-negative integer such as `sequence`; `missing` says
+    /// what is absent ("sequence number").
+    pub fn number(&self, key: &str, missing: &str) -> Result<u32> {
+        use crate::value::Value;
+        match self.fields.get(key) {
+            None | Some(Value::Null) => Err(Error::invalid(
+                &self.attr,
+                format!("is not {} (it has no {missing})", self.what),
+            )),
+            Some(Value::Int(n)) => u32::try_from(*n).map_err(|_| {
+                Error::invalid(format!("{}.{key}", self.attr), format!("{n} is negative"))
+            }),
+            Some(other) => Err(Error::WrongType {
+                attr: format!("{}.{key}", self.attr),
+                expected: "an integer".into(),
+                found: other.type_name(),
+            }),
+        }
+    }
+}

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use crate::args::Args;
 use crate::credentials::{self, Ids};
 use crate::error::{Error, Result};
-use crate::fields::{check_process_name, non_empty, parse_user};
+use crate::fields::{check_process_name, dependency_sets, non_empty, parse_user};
 use crate::manifest::{Backend, InstanceEntry, S6Kind};
 use crate::package::{FileSpec, PackageSpec};
 use crate::value::Value;
@@ -248,31 +248,11 @@ fn reject_foreign_keys(a: &Args, kind: S6Kind) -> Result<()> {
 /// `consumerFor`): `dependencies` are `{ name; }` sets (what the Nix layer
 /// passes for a dependency package), the others plain strings.
 fn parse_dependencies(a: &Args) -> Result<Vec<String>> {
-    a.list("dependencies")?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let attr = format!("dependencies[{i}]");
-            let name = match v {
-                Value::Attrs(m) => match m.get("name") {
-                    Some(Value::Str(s)) => s.s.clone(),
-                    _ => {
-                        return Err(Error::invalid(
-                            &attr,
-                            "is not an s6-rc service package (it has no name)",
-                        ))
-                    }
-                },
-                other => {
-                    return Err(Error::WrongType {
-                        attr,
-                        expected: "a service package or { name = \"<service>\"; }".into(),
-                        found: other.type_name(),
-                    })
-                }
-            };
-            check_service_name(&format!("{attr}.name"), &name)?;
-            Ok(name)
+    dependency_sets(a, "an s6-rc service package")?
+        .into_iter()
+        .map(|d| {
+            check_service_name(&d.name_attr(), &d.name)?;
+            Ok(d.name)
         })
         .collect()
 }

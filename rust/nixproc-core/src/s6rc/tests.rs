@@ -285,8 +285,7 @@ fn parameter_errors_name_the_attribute() {
         .starts_with("attribute 'downSignal'"));
     assert_eq!(
         err(with(longrun(), vec![("dependencies", vec!["a"].into())])),
-        "attribute 'dependencies[0]' must be a service package or { name = \"<service>\"; }, \
-         but it is string"
+        "attribute 'dependencies[0]': is not an s6-rc service package (it is a string)"
     );
     assert!(err(with(
         longrun(),

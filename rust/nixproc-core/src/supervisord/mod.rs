@@ -35,7 +35,8 @@ use crate::args::Args;
 use crate::credentials::{self, Ids};
 use crate::error::{Error, Result};
 use crate::fields::{
-    check_process_name, non_empty, parse_environment, parse_path, parse_umask, parse_user,
+    check_process_name, dependency_sets, non_empty, parse_environment, parse_path, parse_umask,
+    parse_user,
 };
 use crate::manifest::{Backend, InstanceEntry};
 use crate::package::{FileSpec, PackageSpec};
@@ -195,39 +196,15 @@ pub fn check_program_name(attr: &str, name: &str) -> Result<()> {
 }
 
 fn parse_dependencies(a: &Args) -> Result<Vec<Dependency>> {
-    a.list("dependencies")?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let attr = format!("dependencies[{i}]");
-            let not_ours = |why: &str| {
-                Error::invalid(
-                    &attr,
-                    format!("is not a supervisord program package ({why})"),
-                )
-            };
-            let Value::Attrs(m) = v else {
-                return Err(not_ours(&format!("it is a {}", v.type_name())));
-            };
-            let name = match m.get("name") {
-                Some(Value::Str(s)) => s.s.clone(),
-                _ => return Err(not_ours("it has no name")),
-            };
-            check_program_name(&format!("{attr}.name"), &name)?;
-            let priority = match m.get("priority") {
-                None | Some(Value::Null) => return Err(not_ours("it has no priority")),
-                Some(Value::Int(n)) => u32::try_from(*n).map_err(|_| {
-                    Error::invalid(format!("{attr}.priority"), format!("{n} is negative"))
-                })?,
-                Some(other) => {
-                    return Err(Error::WrongType {
-                        attr: format!("{attr}.priority"),
-                        expected: "an integer".into(),
-                        found: other.type_name(),
-                    })
-                }
-            };
-            Ok(Dependency { name, priority })
+    dependency_sets(a, "a supervisord program package")?
+        .into_iter()
+        .map(|d| {
+            check_program_name(&d.name_attr(), &d.name)?;
+            let priority = d.number("priority", "priority")?;
+            Ok(Dependency {
+                name: d.name,
+                priority,
+            })
         })
         .collect()
 }

@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use crate::args::Args;
 use crate::credentials::{self, Ids};
 use crate::error::{Error, Result};
-use crate::fields::{check_process_name, parse_environment, parse_path};
+use crate::fields::{check_process_name, dependency_sets, parse_environment, parse_path};
 use crate::manifest::{Backend, InstanceEntry};
 use crate::package::{FileSpec, LinkSpec, PackageSpec};
 use crate::value::Value;
@@ -354,29 +354,8 @@ fn parse_sections(
 
 fn parse_dependencies(a: &Args) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    for (i, v) in a.list("dependencies")?.iter().enumerate() {
-        let attr = format!("dependencies[{i}]");
-        let name = match v {
-            Value::Attrs(m) => match m.get("name") {
-                Some(Value::Str(s)) => s.s.clone(),
-                _ => {
-                    return Err(Error::invalid(
-                        &attr,
-                        "is not a systemd process package (it has no name)",
-                    ))
-                }
-            },
-            other => {
-                return Err(Error::invalid(
-                    &attr,
-                    format!(
-                        "is not a systemd process package (it is a {})",
-                        other.type_name()
-                    ),
-                ))
-            }
-        };
-        let name_attr = format!("{attr}.name");
+    for d in dependency_sets(a, "a systemd process package")? {
+        let (name_attr, name) = (d.name_attr(), d.name);
         if name.ends_with(".service") {
             return Err(Error::invalid(
                 name_attr,

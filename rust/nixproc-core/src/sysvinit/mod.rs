@@ -36,7 +36,7 @@ use crate::credentials::{self, Ids};
 use crate::error::{Error, Result};
 pub use crate::fields::check_process_name;
 use crate::fields::{
-    non_empty, parse_environment, parse_nice, parse_path, parse_umask, parse_user,
+    dependency_sets, non_empty, parse_environment, parse_nice, parse_path, parse_umask, parse_user,
 };
 use crate::manifest::{Backend, InstanceEntry};
 use crate::package::{FileSpec, LinkSpec, PackageSpec};
@@ -459,38 +459,15 @@ fn parse_activities(a: &Args) -> Result<BTreeMap<String, String>> {
 }
 
 fn parse_dependencies(a: &Args) -> Result<Vec<Dependency>> {
-    a.list("dependencies")?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let attr = format!("dependencies[{i}]");
-            let not_sysvinit = |why: &str| {
-                Error::invalid(&attr, format!("is not a sysvinit process package ({why})"))
-            };
-            let Value::Attrs(m) = v else {
-                return Err(not_sysvinit(&format!("it is a {}", v.type_name())));
-            };
-            let name = match m.get("name") {
-                Some(Value::Str(s)) => s.s.clone(),
-                _ => return Err(not_sysvinit("it has no name")),
-            };
-            check_process_name(&format!("{attr}.name"), &name)?;
-            let sequence = match m.get("sequence") {
-                None | Some(Value::Null) => {
-                    return Err(not_sysvinit("it has no sequence number"));
-                }
-                Some(Value::Int(n)) => u32::try_from(*n).map_err(|_| {
-                    Error::invalid(format!("{attr}.sequence"), format!("{n} is negative"))
-                })?,
-                Some(other) => {
-                    return Err(Error::WrongType {
-                        attr: format!("{attr}.sequence"),
-                        expected: "an integer".into(),
-                        found: other.type_name(),
-                    })
-                }
-            };
-            Ok(Dependency { name, sequence })
+    dependency_sets(a, "a sysvinit process package")?
+        .into_iter()
+        .map(|d| {
+            check_process_name(&d.name_attr(), &d.name)?;
+            let sequence = d.number("sequence", "sequence number")?;
+            Ok(Dependency {
+                name: d.name,
+                sequence,
+            })
         })
         .collect()
 }
