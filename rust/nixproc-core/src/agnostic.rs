@@ -24,7 +24,8 @@ use std::collections::BTreeMap;
 use crate::args::Args;
 use crate::error::{Error, Result};
 use crate::fields::{
-    check_process_name, parse_environment, parse_nice, parse_path, parse_umask, parse_user,
+    check_process_name, opt_non_empty, parse_environment, parse_nice, parse_path, parse_umask,
+    parse_user,
 };
 use crate::package::PackageSpec;
 use crate::value::Value;
@@ -157,13 +158,7 @@ pub fn parse(a: &Args) -> Result<ManagedProcess> {
     check_process_name("name", &name)?;
     let description = a.opt_str("description")?.unwrap_or_else(|| name.clone());
 
-    let executable = |key: &str| -> Result<Option<String>> {
-        let v = a.opt_str(key)?;
-        if v.as_deref() == Some("") {
-            return Err(Error::invalid(key, "must not be empty"));
-        }
-        Ok(v)
-    };
+    let executable = |key: &str| opt_non_empty(a, key);
     let process = executable("process")?;
     let daemon = executable("daemon")?.or_else(|| process.clone());
     let foreground_process = executable("foregroundProcess")?.or_else(|| process.clone());
@@ -196,14 +191,8 @@ pub fn parse(a: &Args) -> Result<ManagedProcess> {
     let foreground_process_args =
         with_extra("foregroundProcessArgs", "foregroundProcessExtraArgs")?;
 
-    let pid_file = a.opt_str("pidFile")?;
-    if pid_file.as_deref() == Some("") {
-        return Err(Error::invalid("pidFile", "must not be empty"));
-    }
-    let directory = a.opt_str("directory")?;
-    if directory.as_deref() == Some("") {
-        return Err(Error::invalid("directory", "must not be empty"));
-    }
+    let pid_file = opt_non_empty(a, "pidFile")?;
+    let directory = opt_non_empty(a, "directory")?;
 
     let credentials = match a.get("credentials") {
         None => None,

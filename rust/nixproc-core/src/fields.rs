@@ -15,6 +15,12 @@ pub fn non_empty(attr: &str, s: String) -> Result<String> {
     }
 }
 
+/// An optional string attribute that, when given, must not be empty
+/// (`pidFile`, `directory`, `process`, …).
+pub fn opt_non_empty(a: &Args, key: &str) -> Result<Option<String>> {
+    a.opt_str(key)?.map(|v| non_empty(key, v)).transpose()
+}
+
 /// A process name becomes a file name (`init.d/<name>`, `S01<name>`) and an
 /// LSB facility name, so: non-empty, not `.`/`..`, no `/`, whitespace or
 /// control characters.

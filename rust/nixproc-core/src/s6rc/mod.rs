@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use crate::args::Args;
 use crate::credentials::{self, Ids};
 use crate::error::{Error, Result};
-use crate::fields::{check_process_name, dependency_sets, non_empty, parse_user};
+use crate::fields::{check_process_name, dependency_sets, non_empty, opt_non_empty, parse_user};
 use crate::manifest::{Backend, InstanceEntry, S6Kind};
 use crate::package::{FileSpec, PackageSpec};
 use crate::value::Value;
@@ -431,10 +431,7 @@ pub fn parse_service(a: &Args, comp: &Composition) -> Result<Service> {
             contents: name_list(a, "contents")?,
         },
     };
-    let pid_file = a.opt_str("pidFile")?;
-    if pid_file.as_deref() == Some("") {
-        return Err(Error::invalid("pidFile", "must not be empty"));
-    }
+    let pid_file = opt_non_empty(a, "pidFile")?;
     let user = parse_user(a)?.filter(|_| !comp.force_disable_user_change);
     let dependencies = if matches!(kind, Kind::Bundle { .. }) {
         Vec::new()

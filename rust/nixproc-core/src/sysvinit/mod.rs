@@ -36,7 +36,8 @@ use crate::credentials::{self, Ids};
 use crate::error::{Error, Result};
 pub use crate::fields::check_process_name;
 use crate::fields::{
-    dependency_sets, non_empty, parse_environment, parse_nice, parse_path, parse_umask, parse_user,
+    dependency_sets, non_empty, opt_non_empty, parse_environment, parse_nice, parse_path,
+    parse_umask, parse_user,
 };
 use crate::manifest::{Backend, InstanceEntry};
 use crate::package::{FileSpec, LinkSpec, PackageSpec};
@@ -545,10 +546,7 @@ pub fn parse_script(a: &Args, comp: &Composition) -> Result<Script> {
     check_process_name("name", &name)?;
     let description = a.opt_str("description")?.unwrap_or_else(|| name.clone());
 
-    let process = a.opt_str("process")?;
-    if process.as_deref() == Some("") {
-        return Err(Error::invalid("process", "must not be empty"));
-    }
+    let process = opt_non_empty(a, "process")?;
     let process_is_daemon = a.bool_or("processIsDaemon", true)?;
     if process.is_some() && !process_is_daemon && comp.start_process_as_daemon.is_none() {
         return Err(Error::Missing {
@@ -556,14 +554,8 @@ pub fn parse_script(a: &Args, comp: &Composition) -> Result<Script> {
             why: "a foreground process (processIsDaemon = false) must be daemonized by it".into(),
         });
     }
-    let pid_file = a.opt_str("pidFile")?;
-    if pid_file.as_deref() == Some("") {
-        return Err(Error::invalid("pidFile", "must not be empty"));
-    }
-    let directory = a.opt_str("directory")?;
-    if directory.as_deref() == Some("") {
-        return Err(Error::invalid("directory", "must not be empty"));
-    }
+    let pid_file = opt_non_empty(a, "pidFile")?;
+    let directory = opt_non_empty(a, "directory")?;
 
     let remove_activities = a.string_list("removeActivities")?;
     for (i, r) in remove_activities.iter().enumerate() {
