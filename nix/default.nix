@@ -23,6 +23,10 @@
 , ids ? { }
 , callingUser ? null
 , callingGroup ? null
+  # bsdrc: the rc.subr every script sources, and daemon(8) for foreground
+  # processes (a test harness replaces both on Linux).
+, rcSubr ? "/etc/rc.subr"
+, bsdDaemon ? "/usr/sbin/daemon"
   # Interpreter of generated scripts. Without nixpkgs it is the host's sh.
 , shell ? (if pkgs != null && pkgs ? runtimeShell then pkgs.runtimeShell else "/bin/sh")
 }:
@@ -51,6 +55,8 @@ let
 
   pkgOr = attr: default: if pkgs != null && pkgs ? ${attr} then "${pkgs.${attr}}" else default;
 
+  common = { inherit runtimeDir logDir tmpDir forceDisableUserChange ids shell foregroundProxy; };
+
   # The composition parameters of each backend, fixed once per model.
   compositions = {
     sysvinit = {
@@ -69,6 +75,17 @@ let
       execline = pkgOr "execline" "/usr/lib/execline";
       s6 = pkgOr "s6" "/usr";
     };
+    bsdrc = common // { inherit rcSubr; daemon = bsdDaemon; };
+    launchd = common;
+    cygrunsrv = common;
+    # Containers share the host's store and network; one small base image
+    # (built by the static builder, not with runAsRoot) serves them all.
+    docker = common // {
+      inherit stateDir;
+      dockerBaseImage = import ./lib/docker-image.nix { inherit mkDerivation builder forceDisableUserChange; };
+    };
+    # libslack's daemon(1) of the original is the static helper's daemonize.
+    disnix = common // { daemonize = "${builder} daemonize"; };
   };
 
   plainName = primop: args: lib.processName primop args;
@@ -128,6 +145,54 @@ let
         agnosticNameOf = args: override: serviceName "createManagedProcess"
           ({ type = if foreground args then "longrun" else "oneshot"; } // args // override);
       };
+
+    bsdrc = makeBackend {
+      processManager = "bsdrc";
+      primopName = "createBSDRCScript";
+      primop = prim.createBSDRCScript;
+      composition = compositions.bsdrc;
+      dependencyInfo = d: { inherit (d) name; };
+      nameOf = plainName "createBSDRCScript";
+    } // { agnosticNameOf = args: _: plainName "createManagedProcess" args; };
+
+    launchd = makeBackend {
+      processManager = "launchd";
+      primopName = "createLaunchdDaemon";
+      primop = prim.createLaunchdDaemon;
+      composition = compositions.launchd;
+      dependencyInfo = d: { inherit (d) name; };
+      nameOf = plainName "createLaunchdDaemon";
+    } // { agnosticNameOf = args: _: plainName "createManagedProcess" args; };
+
+    cygrunsrv =
+      let prefixed = primop: args: (args.prefix or "nix-process-") + plainName primop args;
+      in makeBackend {
+        processManager = "cygrunsrv";
+        primopName = "createCygrunsrvParams";
+        primop = prim.createCygrunsrvParams;
+        composition = compositions.cygrunsrv;
+        dependencyInfo = d: { inherit (d) name; };
+        nameOf = prefixed "createCygrunsrvParams";
+      } // { agnosticNameOf = args: _: prefixed "createManagedProcess" args; };
+
+    docker = makeBackend {
+      processManager = "docker";
+      primopName = "createDockerContainer";
+      primop = prim.createDockerContainer;
+      composition = compositions.docker;
+      dependencyInfo = d: { inherit (d) name; priority = d.priority or null; };
+      nameOf = plainName "createDockerContainer";
+      extraAttrs = spec: { priority = spec.passthru.priority; };
+    } // { agnosticNameOf = args: _: plainName "createManagedProcess" args; };
+
+    disnix = makeBackend {
+      processManager = "disnix";
+      primopName = "createProcessScript";
+      primop = prim.createProcessScript;
+      composition = compositions.disnix;
+      dependencyInfo = d: { inherit (d) name; };
+      nameOf = plainName "createProcessScript";
+    } // { agnosticNameOf = args: _: plainName "createManagedProcess" args; };
   };
 in
 {
@@ -144,6 +209,11 @@ in
   createSupervisordProgram = backends.supervisord.create;
   createSystemdService = backends.systemd.create;
   createS6RCService = backends.s6-rc.create;
+  createBSDRCScript = backends.bsdrc.create;
+  createLaunchdDaemon = backends.launchd.create;
+  createCygrunsrvParams = backends.cygrunsrv.create;
+  createDockerContainer = backends.docker.create;
+  createProcessScript = backends.disnix.create;
 
   createManagedProcess = import ./lib/create-managed-process.nix {
     inherit lib prim processManager backends;

@@ -125,6 +125,36 @@ pub static BACKENDS: &[BackendDef] = &[
         translate: crate::s6rc::translate,
         create: crate::s6rc::create_s6rc_service,
     },
+    BackendDef {
+        name: "bsdrc",
+        composition_keys: crate::bsdrc::COMPOSITION_KEYS,
+        translate: crate::bsdrc::translate,
+        create: crate::bsdrc::create_bsdrc_script,
+    },
+    BackendDef {
+        name: "launchd",
+        composition_keys: crate::launchd::COMPOSITION_KEYS,
+        translate: crate::launchd::translate,
+        create: crate::launchd::create_launchd_daemon,
+    },
+    BackendDef {
+        name: "cygrunsrv",
+        composition_keys: crate::cygrunsrv::COMPOSITION_KEYS,
+        translate: crate::cygrunsrv::translate,
+        create: crate::cygrunsrv::create_cygrunsrv_params,
+    },
+    BackendDef {
+        name: "disnix",
+        composition_keys: crate::disnix::COMPOSITION_KEYS,
+        translate: crate::disnix::translate,
+        create: crate::disnix::create_process_script,
+    },
+    BackendDef {
+        name: "docker",
+        composition_keys: crate::docker::COMPOSITION_KEYS,
+        translate: crate::docker::translate,
+        create: crate::docker::create_docker_container,
+    },
 ];
 
 pub fn backend(name: &str) -> Result<&'static BackendDef> {

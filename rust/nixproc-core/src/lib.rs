@@ -6,10 +6,15 @@
 
 pub mod agnostic;
 pub mod args;
+pub mod bsdrc;
 pub mod context;
 pub mod credentials;
+pub mod cygrunsrv;
+pub mod disnix;
+pub mod docker;
 pub mod error;
 pub mod fields;
+pub mod launchd;
 pub mod manifest;
 pub mod model;
 pub mod package;

@@ -79,6 +79,54 @@ pub enum Backend {
         /// Relative path of the companion log service's directory, if any.
         log_dir: Option<String>,
     },
+    /// A FreeBSD rc.d script; ordering comes from the manifest (the
+    /// `REQUIRE:` lines say the same for `rcorder`).
+    #[serde(rename_all = "camelCase")]
+    Bsdrc {
+        /// Relative path of the script (`etc/rc.d/<name>`).
+        script: String,
+    },
+    /// A launchd job.
+    #[serde(rename_all = "camelCase")]
+    Launchd {
+        /// `Label` of the job (`<prefix><name>`).
+        label: String,
+        /// Relative path of the plist (`Library/LaunchDaemons/<label>.plist`
+        /// or `Library/LaunchAgents/…`).
+        plist: String,
+    },
+    /// A Windows service installed with cygrunsrv.
+    #[serde(rename_all = "camelCase")]
+    Cygrunsrv {
+        /// The service name (`<prefix><name>`).
+        service: String,
+        /// Relative path of the parameters file (one cygrunsrv argument per
+        /// line).
+        params: String,
+    },
+    /// A docker container sharing the host's network and Nix store.
+    #[serde(rename_all = "camelCase")]
+    Docker {
+        /// The container name (`nixproc-<name>`).
+        container: String,
+        /// The image tag the container is created from (`<name>:latest`).
+        image_tag: String,
+        /// Store path of the image tarball (`docker load -i`).
+        image: String,
+        /// Relative path of the `docker create` arguments file (one per line).
+        create_params: String,
+        /// Start priority (1 without dependencies, else max of theirs + 1).
+        priority: u32,
+    },
+    /// A Dysnomia `process` component: a program that daemonizes and writes
+    /// a PID file.
+    #[serde(rename_all = "camelCase")]
+    Disnix {
+        /// Relative path of the component file (`etc/dysnomia/process/<name>`).
+        component: String,
+        /// The program to run (`process=` of the component).
+        process: String,
+    },
 }
 
 /// The s6-rc service types.

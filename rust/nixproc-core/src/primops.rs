@@ -49,6 +49,31 @@ pub static PRIMOPS: &[PrimOp] = &[
         fun: |v| crate::s6rc::create_s6rc_service(v).map(|p| p.to_value()),
     },
     PrimOp {
+        name: "createBSDRCScript",
+        doc: "Generate a FreeBSD rc.d script package (etc/rc.d/<name>).",
+        fun: |v| crate::bsdrc::create_bsdrc_script(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "createLaunchdDaemon",
+        doc: "Generate a launchd property list package (Library/LaunchDaemons/<Label>.plist).",
+        fun: |v| crate::launchd::create_launchd_daemon(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "createCygrunsrvParams",
+        doc: "Generate a cygrunsrv parameters package (<prefix><name>-cygrunsrvparams).",
+        fun: |v| crate::cygrunsrv::create_cygrunsrv_params(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "createDockerContainer",
+        doc: "Generate a docker container package (settings, create parameters, priority).",
+        fun: |v| crate::docker::create_docker_container(v).map(|p| p.to_value()),
+    },
+    PrimOp {
+        name: "createProcessScript",
+        doc: "Generate a Dysnomia process component (etc/dysnomia/process/<name>) for Disnix.",
+        fun: |v| crate::disnix::create_process_script(v).map(|p| p.to_value()),
+    },
+    PrimOp {
         name: "nixprocProfileExtras",
         doc: "Files a profile root needs besides its packages (supervisord.conf, the s6-rc \
               default bundle).",

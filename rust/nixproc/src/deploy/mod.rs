@@ -22,7 +22,12 @@
 //!   block the deploy, or die of SIGPIPE once nixproc exits.
 
 pub mod activator;
+pub mod bsdrc;
+pub mod cygrunsrv;
+pub mod disnix;
+pub mod docker;
 pub mod engine;
+pub mod launchd;
 pub mod manifest;
 pub mod plan;
 pub mod progress;

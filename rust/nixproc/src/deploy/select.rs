@@ -3,6 +3,11 @@
 use anyhow::{bail, Result};
 
 use super::activator::Activator;
+use super::bsdrc::BsdrcActivator;
+use super::cygrunsrv::CygrunsrvActivator;
+use super::disnix::DisnixActivator;
+use super::docker::DockerActivator;
+use super::launchd::LaunchdActivator;
 use super::runner::SystemRunner;
 use super::s6rc::S6RcActivator;
 use super::supervisord::SupervisordActivator;
@@ -23,7 +28,17 @@ pub struct ActivatorConfig {
 }
 
 /// The process managers `nixproc switch` can deploy.
-pub const DEPLOYABLE: &[&str] = &["sysvinit", "supervisord", "systemd", "s6-rc"];
+pub const DEPLOYABLE: &[&str] = &[
+    "sysvinit",
+    "bsdrc",
+    "supervisord",
+    "systemd",
+    "launchd",
+    "cygrunsrv",
+    "s6-rc",
+    "disnix",
+    "docker",
+];
 
 pub fn activator_for(
     process_manager: &str,
@@ -34,6 +49,11 @@ pub fn activator_for(
         "supervisord" => Box::new(SupervisordActivator::new(SystemRunner, config)),
         "systemd" => Box::new(SystemdActivator::new(SystemRunner, config)),
         "s6-rc" => Box::new(S6RcActivator::new(SystemRunner, config)),
+        "bsdrc" => Box::new(BsdrcActivator::new(SystemRunner, config)),
+        "launchd" => Box::new(LaunchdActivator::new(SystemRunner, config)),
+        "cygrunsrv" => Box::new(CygrunsrvActivator::new(SystemRunner, config)),
+        "docker" => Box::new(DockerActivator::new(SystemRunner, config)),
+        "disnix" => Box::new(DisnixActivator::new(SystemRunner, config)),
         other => bail!(
             "process manager '{other}' cannot be deployed yet (supported: {})",
             DEPLOYABLE.join(", ")
