@@ -123,9 +123,14 @@ pub struct ProfileOpts {
     /// sysvinit runlevel whose start links are deployed
     #[arg(long, default_value_t = 3, value_name = "LEVEL")]
     pub runlevel: u32,
-    /// systemd: deploy user units (`systemctl --user`) instead of system units
+    /// systemd: deploy user units (`systemctl --user`) instead of system units;
+    /// launchd: deploy agents of the calling user instead of system daemons
     #[arg(long)]
     pub user: bool,
+    /// bsdrc: also install the scripts into BSDRC_TARGET_DIR and enable them in
+    /// rc.conf, so they start at boot
+    #[arg(long)]
+    pub enable_at_boot: bool,
     /// Print what would be stopped, started and restarted, and change nothing
     #[arg(long)]
     pub dry_run: bool,

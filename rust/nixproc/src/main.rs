@@ -187,6 +187,7 @@ fn activator_config(p: &ProfileOpts, dirs: &DirOpts) -> Result<ActivatorConfig> 
         force_disable_user_change: dirs.force_disable_user_change,
         runlevel: p.runlevel,
         systemd_user: p.user,
+        enable_at_boot: p.enable_at_boot,
     })
 }
 
@@ -342,6 +343,7 @@ fn supervisord_stateless(s: StatelessCmd) -> Result<ExitCode> {
             force_disable_user_change: model.dirs.force_disable_user_change,
             runlevel: 3,
             systemd_user: false,
+            enable_at_boot: false,
         },
     )?;
     // Replace nixproc: Ctrl-C and TERM reach supervisord, which stops its

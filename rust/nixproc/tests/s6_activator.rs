@@ -131,6 +131,7 @@ impl Env {
             force_disable_user_change: false,
             runlevel: 3,
             systemd_user: false,
+            enable_at_boot: false,
         }
     }
 

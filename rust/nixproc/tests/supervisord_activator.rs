@@ -129,6 +129,7 @@ impl Env {
             force_disable_user_change: true,
             runlevel: 3,
             systemd_user: false,
+            enable_at_boot: false,
         }
     }
 

@@ -630,6 +630,7 @@ mod tests {
             force_disable_user_change: false,
             runlevel: 3,
             systemd_user: false,
+            enable_at_boot: false,
         };
         S6RcActivator::new(runner, &config)
     }

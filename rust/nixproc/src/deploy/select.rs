@@ -23,8 +23,12 @@ pub struct ActivatorConfig {
     pub force_disable_user_change: bool,
     /// sysvinit: the runlevel whose start links are deployed.
     pub runlevel: u32,
-    /// systemd: manage the user's units (`systemctl --user`).
+    /// systemd: manage the user's units (`systemctl --user`); launchd: the
+    /// user's agents.
     pub systemd_user: bool,
+    /// bsdrc: install the scripts into the rc.d directory and enable them in
+    /// rc.conf (the original's `--enable-at-boot`, defect 9).
+    pub enable_at_boot: bool,
 }
 
 /// The process managers `nixproc switch` can deploy.

@@ -833,6 +833,7 @@ mod tests {
                 force_disable_user_change: true,
                 runlevel: 3,
                 systemd_user: false,
+                enable_at_boot: false,
             };
             Env {
                 tmp,

@@ -493,6 +493,7 @@ mod tests {
             force_disable_user_change: false,
             runlevel: 3,
             systemd_user: user,
+            enable_at_boot: false,
         }
     }
 
