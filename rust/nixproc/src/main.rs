@@ -14,7 +14,8 @@ use cli::{
     SwitchCmd,
 };
 use nixproc::deploy::{
-    activator_for, Activator, ActivatorConfig, PlanOptions, Switch, SwitchOutcome, Target,
+    activator_for, credentials::AccountManager, Activator, ActivatorConfig, PlanOptions, Switch,
+    SwitchOutcome, SystemRunner, Target,
 };
 use nixproc::generations::{format_generations, DeleteSpec, Profile};
 use nixproc::lock::LockMode;
@@ -261,6 +262,7 @@ fn activate(
     target: &Target,
 ) -> Result<ExitCode> {
     let state = state_dirs(dirs)?;
+    let accounts = AccountManager::new(SystemRunner, &state.lib, dirs.force_disable_user_change);
     let sw = Switch::new(profile, act)
         .old_profile(p.old_profile.clone())
         .lock_mode(if p.no_wait {
@@ -271,7 +273,8 @@ fn activate(
         .plan_options(PlanOptions {
             restart_dependents: !p.no_restart_dependents,
         })
-        .init_state(&state, dirs.force_disable_user_change);
+        .init_state(&state, dirs.force_disable_user_change)
+        .accounts(&accounts);
 
     if p.dry_run {
         let prepared = sw.plan(target)?;

@@ -23,6 +23,7 @@
 
 pub mod activator;
 pub mod bsdrc;
+pub mod credentials;
 pub mod cygrunsrv;
 pub mod disnix;
 pub mod docker;

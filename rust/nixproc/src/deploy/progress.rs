@@ -40,6 +40,12 @@ pub enum Event<'a> {
         name: &'a str,
         side: Side,
     },
+    /// A user or group was created or removed (`what`: "created user",
+    /// "removed group", …).
+    Account {
+        what: &'a str,
+        name: &'a str,
+    },
     /// The profile now points at this generation.
     Recorded {
         profile: &'a Path,
@@ -78,6 +84,7 @@ impl fmt::Display for Event<'_> {
                 };
                 write!(f, "rollback: {verb} {name} ({side} version)")
             }
+            Event::Account { what, name } => write!(f, "{what} {name}"),
             Event::Recorded {
                 profile,
                 generation,

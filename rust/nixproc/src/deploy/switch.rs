@@ -8,6 +8,7 @@ use nixproc_core::manifest::Manifest;
 use serde::Serialize;
 
 use super::activator::Activator;
+use super::credentials::{AccountSteps, Created};
 use super::engine::{execute, Context, DeployError, Report};
 use super::manifest::read_manifest;
 use super::plan::{plan_with, Plan, PlanOptions};
@@ -62,6 +63,7 @@ pub struct Switch<'a> {
     plan_options: PlanOptions,
     old_profile: Option<PathBuf>,
     state: Option<(&'a StateDirs, bool)>,
+    accounts: Option<&'a dyn AccountSteps>,
 }
 
 impl<'a> Switch<'a> {
@@ -75,6 +77,7 @@ impl<'a> Switch<'a> {
             plan_options: PlanOptions::default(),
             old_profile: None,
             state: None,
+            accounts: None,
         }
     }
 
@@ -98,6 +101,13 @@ impl<'a> Switch<'a> {
     /// generation.
     pub fn old_profile(mut self, old: Option<PathBuf>) -> Self {
         self.old_profile = old;
+        self
+    }
+
+    /// Create the users and groups the new profile declares before
+    /// activating, and remove the obsolete ones afterwards (reference §5.6).
+    pub fn accounts(mut self, accounts: &'a dyn AccountSteps) -> Self {
+        self.accounts = Some(accounts);
         self
     }
 
@@ -187,9 +197,28 @@ impl<'a> Switch<'a> {
         self.activator
             .prepare(&prepared.new_profile, &prepared.new_manifest)
             .context("preparing the process manager")?;
+        let accounts = match self.accounts {
+            Some(a) => {
+                let changes = a
+                    .ensure(&prepared.new_profile)
+                    .context("creating the profile's users and groups")?;
+                self.report_accounts(&changes.created, "created");
+                Some((a, changes))
+            }
+            None => None,
+        };
         let mut report = match execute(&prepared.plan, &ctx) {
             Ok(r) => r,
             Err(e) => {
+                if let Some((a, changes)) = &accounts {
+                    if let Err(u) = a.undo(changes) {
+                        self.progress.event(&Event::Warning {
+                            message: &format!(
+                                "removing the users and groups this switch created: {u:#}"
+                            ),
+                        });
+                    }
+                }
                 // The old generation is what runs now (the engine rolled
                 // back): let the activator settle on it, e.g. stop a process
                 // manager it started for a first deployment that failed.
@@ -205,6 +234,14 @@ impl<'a> Switch<'a> {
                 return Err(e);
             }
         };
+        if let Some((a, _)) = &accounts {
+            match a.remove_obsolete(&prepared.new_profile) {
+                Ok(changes) => self.report_accounts(&changes.removed, "removed"),
+                Err(e) => report
+                    .warnings
+                    .push(format!("removing obsolete users and groups: {e:#}")),
+            }
+        }
         if let Err(e) = self
             .activator
             .finish(&prepared.new_profile, &prepared.new_manifest)
@@ -233,6 +270,19 @@ impl<'a> Switch<'a> {
             report,
             generation,
         })
+    }
+}
+
+impl Switch<'_> {
+    fn report_accounts(&self, accounts: &Created, verb: &str) {
+        for (kind, names) in [("group", &accounts.groups), ("user", &accounts.users)] {
+            for name in names {
+                self.progress.event(&Event::Account {
+                    what: &format!("{verb} {kind}"),
+                    name,
+                });
+            }
+        }
     }
 }
 
