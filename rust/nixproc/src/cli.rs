@@ -32,6 +32,14 @@ pub enum Command {
     /// Build a model for supervisord and run supervisord on it in the
     /// foreground, recording no generation (nixproc-supervisord-deploy-stateless).
     SupervisordStateless(StatelessCmd),
+    /// Assign unique ids (ports, uids, gids) from idresources.nix to the
+    /// instances that ask for them and write ids.nix (nixproc-id-assign).
+    /// Usually: --id-resources idresources.nix --ids ids.nix --output-file ids.nix
+    IdAssign(IdAssignCmd),
+    /// Build a process package from an agnostic config (JSON), or with
+    /// --base a process manager's own base configuration; print the store path
+    /// (nixproc-generate-config).
+    GenerateConfig(GenerateConfigCmd),
 }
 
 /// The state directories (nix-processmgmt's common options). Environment
@@ -214,6 +222,78 @@ pub struct StatelessCmd {
 }
 
 #[derive(Debug, Args)]
+pub struct IdAssignCmd {
+    /// The id resources: { <resource> = { min; max; scope ? "global"; step ? 1; }; }
+    #[arg(long, value_name = "FILE")]
+    pub id_resources: PathBuf,
+    /// Previous assignments (an ids.nix) to keep stable; a file that does not
+    /// exist yet means none
+    #[arg(long, value_name = "FILE")]
+    pub ids: Option<PathBuf>,
+    /// The instance attribute listing the resources an instance needs ids from
+    #[arg(long, default_value = "requiresUniqueIdsFor", value_name = "NAME")]
+    pub service_property: String,
+    /// Write the result here (atomically) instead of to stdout; may be the
+    /// --ids file itself
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+    /// Write dydisnix's XML form instead of Nix
+    #[arg(long)]
+    pub output_xml: bool,
+    /// processManager the model is evaluated with
+    #[arg(
+        short = 'P',
+        long,
+        env = "NIXPROC_PROCESS_MANAGER",
+        default_value = "sysvinit",
+        value_name = "MANAGER"
+    )]
+    pub process_manager: String,
+    /// A Nix expression (an attribute set) of extra arguments for the processes model
+    #[arg(long, value_name = "EXPR")]
+    pub extra_params: Option<String>,
+    /// Show Nix's trace on evaluation errors
+    #[arg(long)]
+    pub show_trace: bool,
+    #[command(flatten)]
+    pub dirs: DirOpts,
+    /// The processes model (a Nix file)
+    #[arg(env = "NIXPROC_PROCESSES", value_name = "PATH")]
+    pub processes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateConfigCmd {
+    /// Process manager to build for (required)
+    #[arg(short = 'P', long, value_name = "MANAGER")]
+    pub process_manager: Option<String>,
+    /// A Nix file giving createManagedProcess (a function of the state
+    /// parameters returning it, or a set with a createManagedProcess
+    /// attribute) [default: nixproc's own]
+    #[arg(long, value_name = "FILE")]
+    pub create_managed_process_expr: Option<PathBuf>,
+    /// Build the process manager's base configuration (supervisord.conf,
+    /// the s6-svscan scan directory) for the state directories instead
+    #[arg(long)]
+    pub base: bool,
+    /// Show Nix's trace on evaluation errors
+    #[arg(long)]
+    pub show_trace: bool,
+    /// Also create a GC-rooted symlink to the result
+    #[arg(long, value_name = "PATH", conflicts_with = "no_out_link")]
+    pub out_link: Option<PathBuf>,
+    /// Create no result symlink (the default of `nixproc generate-config`)
+    #[arg(long)]
+    pub no_out_link: bool,
+    #[command(flatten)]
+    pub dirs: DirOpts,
+    /// The agnostic config: a <name>.json written by createManagedProcess
+    /// with processManager = null
+    #[arg(value_name = "CONFIG.json")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct InitStateCmd {
     #[command(flatten)]
     pub dirs: DirOpts,
@@ -223,7 +303,9 @@ pub struct InitStateCmd {
 /// `nixproc-build` → `nixproc build --out-link result` (unless
 /// `--no-out-link`), `nixproc-<pm>-switch` → `nixproc switch -P <pm>`,
 /// `nixproc-<pm>-deploy` → `nixproc deploy -P <pm>`,
-/// `nixproc-init-state` → `nixproc init-state`.
+/// `nixproc-init-state` → `nixproc init-state`, `nixproc-id-assign` →
+/// `nixproc id-assign`, `nixproc-generate-config` → `nixproc
+/// generate-config --out-link result` (unless `--no-out-link`).
 pub fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
     let Some(first) = args.first() else {
         return args;
@@ -248,6 +330,17 @@ pub fn rewrite_argv0(args: Vec<OsString>) -> Vec<OsString> {
         with(&mut out, &["supervisord-stateless"]);
     } else if name == "nixproc-init-state" {
         with(&mut out, &["init-state"]);
+    } else if name == "nixproc-id-assign" {
+        with(&mut out, &["id-assign"]);
+    } else if name == "nixproc-generate-config" {
+        // Like nix-build (and the original): a `result` link unless told not to.
+        with(&mut out, &["generate-config"]);
+        let wants_link = !rest
+            .iter()
+            .any(|a| a == "--no-out-link" || a == "--out-link");
+        if wants_link {
+            with(&mut out, &["--out-link", "result"]);
+        }
     } else if let Some(pm) = name
         .strip_prefix("nixproc-")
         .and_then(|n| n.strip_suffix("-switch"))
@@ -345,6 +438,80 @@ mod tests {
             panic!()
         };
         assert_eq!(s.op.switch_generation, Some(4));
+    }
+
+    #[test]
+    fn id_assign_original_name_and_options() {
+        let Command::IdAssign(c) = parse(&[
+            "/bin/nixproc-id-assign",
+            "--id-resources",
+            "idresources.nix",
+            "--ids",
+            "ids.nix",
+            "--output-file",
+            "ids.nix",
+            "--state-dir",
+            "/s",
+            "--output-xml",
+            "processes.nix",
+        ])
+        .command
+        else {
+            panic!("not id-assign")
+        };
+        assert_eq!(c.id_resources, Path::new("idresources.nix"));
+        assert_eq!(c.ids.as_deref(), Some(Path::new("ids.nix")));
+        assert_eq!(c.output_file.as_deref(), Some(Path::new("ids.nix")));
+        assert_eq!(c.service_property, "requiresUniqueIdsFor");
+        assert!(c.output_xml);
+        assert_eq!(c.dirs.state_dir.as_deref(), Some(Path::new("/s")));
+        assert_eq!(c.processes.as_deref(), Some(Path::new("processes.nix")));
+        let missing = Cli::try_parse_from(["nixproc", "id-assign", "p.nix"]).unwrap_err();
+        assert!(missing.to_string().contains("--id-resources"), "{missing}");
+    }
+
+    #[test]
+    fn generate_config_original_name_makes_result_link() {
+        let Command::GenerateConfig(c) = parse(&[
+            "nixproc-generate-config",
+            "-P",
+            "supervisord",
+            "--create-managed-process-expr",
+            "cmp.nix",
+            "--log-dir",
+            "/l",
+            "webapp.json",
+        ])
+        .command
+        else {
+            panic!("not generate-config")
+        };
+        assert_eq!(c.process_manager.as_deref(), Some("supervisord"));
+        assert_eq!(
+            c.create_managed_process_expr.as_deref(),
+            Some(Path::new("cmp.nix"))
+        );
+        assert_eq!(c.dirs.log_dir.as_deref(), Some(Path::new("/l")));
+        assert_eq!(c.out_link.as_deref(), Some(Path::new("result")));
+        assert_eq!(c.config.as_deref(), Some(Path::new("webapp.json")));
+        let Command::GenerateConfig(c) = parse(&[
+            "nixproc-generate-config",
+            "--no-out-link",
+            "-P",
+            "s6-rc",
+            "--base",
+        ])
+        .command
+        else {
+            panic!("not generate-config")
+        };
+        assert!(c.base && c.no_out_link && c.out_link.is_none());
+        let Command::GenerateConfig(c) = parse(&["nixproc", "generate-config", "x.json"]).command
+        else {
+            panic!("not generate-config")
+        };
+        assert_eq!(c.process_manager, None);
+        assert_eq!(c.out_link, None);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use cli::{
-    BuildCmd, Cli, Command, DeployCmd, DirOpts, InitStateCmd, ModelOpts, ProfileOpts, StatelessCmd,
-    SwitchCmd,
+    BuildCmd, Cli, Command, DeployCmd, DirOpts, GenerateConfigCmd, IdAssignCmd, InitStateCmd,
+    ModelOpts, ProfileOpts, StatelessCmd, SwitchCmd,
 };
 use nixproc::deploy::{
     activator_for, credentials::AccountManager, Activator, ActivatorConfig, PlanOptions, Switch,
@@ -40,6 +40,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Deploy(d) => deploy_profile(d),
         Command::InitState(i) => init_state_cmd(i),
         Command::SupervisordStateless(s) => supervisord_stateless(s),
+        Command::IdAssign(c) => id_assign(c),
+        Command::GenerateConfig(c) => generate_config(c),
     }
 }
 
@@ -354,4 +356,70 @@ fn supervisord_stateless(s: StatelessCmd) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let err = cmd.exec();
     Err(anyhow::Error::new(err).context(format!("cannot run {cmd:?}")))
+}
+
+/// nixproc id-assign: evaluate the model's id requirements (without
+/// building anything), assign, write ids.nix (or XML) to a file or stdout.
+fn id_assign(c: IdAssignCmd) -> Result<ExitCode> {
+    use nixproc::id_assign::{assign_and_render, evaluate, write_atomically, EvalRequest, Format};
+    let processes = c.processes.clone().context(
+        "no processes model given: pass a file (e.g. processes.nix) or set NIXPROC_PROCESSES",
+    )?;
+    if let Some(ids) = c.ids.as_deref().filter(|p| !p.exists()) {
+        eprintln!(
+            "nixproc: {} does not exist yet: assigning every id afresh",
+            ids.display()
+        );
+    }
+    let mut string_args = explicit_dir_args(&c.dirs)?;
+    string_args.extend(calling_identity());
+    let req = EvalRequest {
+        processes,
+        id_resources: c.id_resources.clone(),
+        ids: c.ids.clone(),
+        service_property: c.service_property.clone(),
+        process_manager: c.process_manager.clone(),
+        string_args,
+        force_disable_user_change: c.dirs.force_disable_user_change,
+        extra_params: c.extra_params.clone(),
+        show_trace: c.show_trace,
+    };
+    let tc = nix::Toolchain::locate()?;
+    let inputs = evaluate(tc.command("nix-instantiate"), &tc.nix_dir, &req)?;
+    let format = if c.output_xml {
+        Format::Xml
+    } else {
+        Format::Nix
+    };
+    let text = assign_and_render(&inputs, format)?;
+    match &c.output_file {
+        Some(out) => write_atomically(out, &text)?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// nixproc generate-config: a process package from an agnostic JSON config,
+/// or (--base) a process manager's base configuration; prints the store path.
+fn generate_config(c: GenerateConfigCmd) -> Result<ExitCode> {
+    let req = nixproc::generate_config::Request {
+        process_manager: c.process_manager.clone(),
+        config: c.config.clone(),
+        base: c.base,
+        create_managed_process_expr: c.create_managed_process_expr.clone(),
+        string_args: explicit_dir_args(&c.dirs)?,
+        force_disable_user_change: c.dirs.force_disable_user_change,
+        show_trace: c.show_trace,
+        out_link: if c.no_out_link {
+            None
+        } else {
+            c.out_link.clone()
+        },
+    };
+    // Bad arguments are reported before looking for the toolchain.
+    req.checked_process_manager()?;
+    let tc = nix::Toolchain::locate()?;
+    let path = nixproc::generate_config::build(tc.command("nix-build"), &tc.nix_dir, &req)?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
 }
