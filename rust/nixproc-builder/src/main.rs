@@ -84,16 +84,15 @@ enum Command {
         /// Run the program as this user (root only; groups from /etc/group).
         #[arg(short = 'u', long = "user", value_name = "USER")]
         user: Option<String>,
-        /// The program (a path, or a name searched in PATH).
-        #[arg(value_name = "PROGRAM", required = true)]
-        program: OsString,
-        /// Its arguments, passed verbatim.
+        /// The program (a path, or a name searched in PATH) and its
+        /// arguments, passed verbatim: options after PROGRAM are its own.
         #[arg(
-            value_name = "ARGS",
+            value_name = "PROGRAM [ARGS]...",
+            required = true,
             trailing_var_arg = true,
             allow_hyphen_values = true
         )]
-        args: Vec<OsString>,
+        command: Vec<OsString>,
     },
 
     /// Run a foreground program as a daemon (replaces libslack daemon).
@@ -126,16 +125,15 @@ enum Command {
         /// umask of the program, octal (default: inherited).
         #[arg(long, value_name = "UMASK", value_parser = parse_umask)]
         umask: Option<u32>,
-        /// The program (a path, or a name searched in PATH).
-        #[arg(value_name = "PROGRAM", required = true, last = false)]
-        program: OsString,
-        /// Its arguments, passed verbatim.
+        /// The program (a path, or a name searched in PATH) and its
+        /// arguments, passed verbatim: options after PROGRAM are its own.
         #[arg(
-            value_name = "ARGS",
+            value_name = "PROGRAM [ARGS]...",
+            required = true,
             trailing_var_arg = true,
             allow_hyphen_values = true
         )]
-        args: Vec<OsString>,
+        command: Vec<OsString>,
     },
 
     /// Stop a program or send it a signal (LSB killproc).
@@ -224,8 +222,7 @@ fn run(cli: Cli) -> Result<i32> {
             nice,
             pidfile,
             user,
-            program,
-            args,
+            command,
         } => daemon::start_daemon(
             &daemon::StartOptions {
                 force,
@@ -233,8 +230,8 @@ fn run(cli: Cli) -> Result<i32> {
                 pidfile,
                 user,
             },
-            &program,
-            &args,
+            &command[0],
+            &command[1..],
         ),
         Command::Daemonize {
             output,
@@ -243,8 +240,7 @@ fn run(cli: Cli) -> Result<i32> {
             nice,
             directory,
             umask,
-            program,
-            args,
+            command,
         } => daemon::daemonize(
             &daemon::DaemonizeOptions {
                 output,
@@ -254,8 +250,8 @@ fn run(cli: Cli) -> Result<i32> {
                 directory,
                 umask,
             },
-            &program,
-            &args,
+            &command[0],
+            &command[1..],
         ),
         Command::Killproc {
             pidfile,

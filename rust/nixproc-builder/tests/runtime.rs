@@ -765,3 +765,40 @@ log_failure_msg 'not $(bad)'
         assert!(!pf.exists());
     }
 }
+
+/// Options after PROGRAM are the program's own, even when the helper has an
+/// option of the same name (`nginx -p <prefix>` under `start-daemon -p`).
+#[test]
+fn options_after_the_program_belong_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("argv");
+    let prog = script(
+        tmp.path(),
+        "dump",
+        r#"out=$1; shift; printf '%s\n' "$@" > "$out.tmp"; mv "$out.tmp" "$out""#,
+    );
+    let pf = tmp.path().join("p.pid");
+    let o = run(builder()
+        .arg("daemonize")
+        .arg("--pidfile")
+        .arg(&pf)
+        .arg(&prog)
+        .arg(&out)
+        .args(["--pidfile", "x", "-p", "y", "--user", "z"]));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    wait_until("the dump", Duration::from_secs(10), || out.exists());
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "--pidfile\nx\n-p\ny\n--user\nz\n"
+    );
+
+    std::fs::remove_file(&out).unwrap();
+    let o = run(builder()
+        .arg("start-daemon")
+        .arg("-f")
+        .arg(&prog)
+        .arg(&out)
+        .args(["-p", "y", "-f"]));
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "-p\ny\n-f\n");
+}
