@@ -4,9 +4,9 @@
 #   lib/agnostic-config.nix) into a process package for `processManager`.
 #   Dependencies are store paths of other config packages; each is read from
 #   `<path>/<name>.json` (name = the path's basename without the hash) and
-#   converted the same way, recursively. The strings of a config get the
-#   store references of its file back as context, so executables it names
-#   stay inputs of what is built from it.
+#   converted the same way, recursively. Each string of a config gets back
+#   the context of the store paths it mentions (from the references of the
+#   JSON file), so executables it names stay inputs of what is built from it.
 # * `base = true`: the process manager's own base configuration for the
 #   state directories: supervisord's supervisord.conf (the one profiles
 #   carry, with an empty conf.d/), or an s6-svscan scan directory with
@@ -43,10 +43,14 @@ let
   readConfig = file:
     let
       raw = builtins.readFile file;
-      # An empty string carrying the file's references as context.
-      context = builtins.substring 0 0 raw;
+      # Each string gets back the context of the store paths (references of
+      # the file) it mentions — a name or a dependency path gets none.
+      references = builtins.getContext raw;
+      mentions = s: p: builtins.stringLength (builtins.replaceStrings [ p ] [ "" ] s) != builtins.stringLength s;
       withContext = v:
-        if builtins.isString v then context + v
+        if builtins.isString v then
+          builtins.appendContext v
+            (builtins.removeAttrs references (builtins.filter (p: !(mentions v p)) (builtins.attrNames references)))
         else if builtins.isList v then map withContext v
         else if builtins.isAttrs v then builtins.mapAttrs (_: withContext) v
         else v;
