@@ -52,9 +52,7 @@ fn value_of<'a>(lines: &'a [String], flag: &str) -> &'a str {
 fn sh_split(line: &str) -> Vec<String> {
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "set -f; eval \"set -- $1\"; for a; do printf '%s\\0' \"$a\"; done"
-        ))
+        .arg("set -f; eval \"set -- $1\"; for a; do printf '%s\\0' \"$a\"; done")
         .arg("sh")
         .arg(line)
         .output()
