@@ -891,6 +891,76 @@ mod tests {
         assert_eq!(leftovers, 1, "no temporary file left behind");
     }
 
+    #[test]
+    fn eval_request_forwards_everything_as_nix_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("processes.nix");
+        let res = dir.path().join("idresources.nix");
+        std::fs::write(&model, "{}").unwrap();
+        std::fs::write(&res, "{}").unwrap();
+        let req = EvalRequest {
+            processes: model.clone(),
+            id_resources: res.clone(),
+            ids: Some(dir.path().join("ids.nix")),
+            service_property: "needs".into(),
+            process_manager: "supervisord".into(),
+            string_args: vec![
+                ("stateDir".into(), "/s".into()),
+                ("cacheDir".into(), "/c".into()),
+            ],
+            force_disable_user_change: true,
+            extra_params: Some("{ x = 1; }".into()),
+            show_trace: true,
+        };
+        let args: Vec<String> = req
+            .nix_args(Path::new("/nix-lib"))
+            .unwrap()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        assert!(
+            joined.starts_with("--eval --strict --json /nix-lib/id-assign.nix"),
+            "{joined}"
+        );
+        let model = model.canonicalize().unwrap();
+        assert!(
+            joined.contains(&format!("--argstr exprFile {}", model.display())),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--argstr serviceProperty needs"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--argstr processManager supervisord"),
+            "{joined}"
+        );
+        // Defect 7: dirs reach the evaluation, each under its own name.
+        assert!(joined.contains("--argstr stateDir /s"), "{joined}");
+        assert!(joined.contains("--argstr cacheDir /c"), "{joined}");
+        assert!(
+            joined.contains("--arg forceDisableUserChange true"),
+            "{joined}"
+        );
+        assert!(joined.contains("--arg extraParams { x = 1; }"), "{joined}");
+        // An ids file that does not exist yet is a first run.
+        assert!(!joined.contains("idsFile"), "{joined}");
+        std::fs::write(dir.path().join("ids.nix"), "{}").unwrap();
+        let args = req.nix_args(Path::new("/nix-lib")).unwrap();
+        assert!(args.iter().any(|a| a == "idsFile"));
+
+        let missing = EvalRequest {
+            id_resources: dir.path().join("nope.nix"),
+            ..req
+        };
+        let e = missing.nix_args(Path::new("/n")).unwrap_err().to_string();
+        assert!(
+            e.contains("id resources file") && e.contains("not found"),
+            "{e}"
+        );
+    }
+
     // --- properties over random models ----------------------------------
     //
     // proptest is not a dependency of this crate; a small deterministic
