@@ -250,7 +250,8 @@ pub(super) fn script_text(comp: &Composition, s: &Script, d: &Derived) -> Result
             .commands
             .get(c)
             .is_some_and(|c| c.implementation.is_some());
-        if !implemented && !(c == "reload" && s.command.is_some()) {
+        let builtin_reload = c == "reload" && s.command.is_some();
+        if !(implemented || builtin_reload) {
             return Err(Error::Missing {
                 attr: format!("commands.{c}.implementation"),
                 why: format!("rc.subr has no implementation of its own for the command {c:?}"),
