@@ -13,5 +13,22 @@ in
     bins.nginx = "/usr/sbin/nginx";
   };
 
+  # Debian installs PostgreSQL's server programs under
+  # /usr/lib/postgresql/<major>/bin; the newest installed major is used.
+  postgresql =
+    let
+      base = /usr/lib/postgresql;
+      majors = if builtins.pathExists base then builtins.attrNames (builtins.readDir base) else [ ];
+      newest = builtins.foldl' (a: b: if a == null || builtins.compareVersions b a > 0 then b else a) null majors;
+      bin = "/usr/lib/postgresql/${newest}/bin";
+      programs = [ "postgres" "initdb" "pg_ctl" "pg_isready" "pg_dump" "pg_dumpall" "psql" "createdb" ];
+    in
+    if newest == null then throw "host-pkgs.nix: PostgreSQL is not installed (no /usr/lib/postgresql/<major>)"
+    else nixproc.mkHostPackage {
+      name = "postgresql-${newest}";
+      bins = builtins.listToAttrs (map (p: { name = p; value = "${bin}/${p}"; })
+        (builtins.filter (p: builtins.pathExists "${bin}/${p}") programs));
+    };
+
   webapp = import ./webapp { inherit (nixproc) mkDerivation; };
 }

@@ -24,7 +24,13 @@ for name in nixproc-build nixproc-init-state \
     nixproc-sysvinit-switch nixproc-sysvinit-deploy \
     nixproc-supervisord-switch nixproc-supervisord-deploy nixproc-supervisord-deploy-stateless \
     nixproc-systemd-switch nixproc-systemd-deploy \
-    nixproc-s6-rc-switch nixproc-s6-rc-deploy; do
+    nixproc-s6-rc-switch nixproc-s6-rc-deploy \
+    nixproc-bsdrc-switch nixproc-bsdrc-deploy \
+    nixproc-launchd-switch nixproc-launchd-deploy \
+    nixproc-cygrunsrv-switch nixproc-cygrunsrv-deploy \
+    nixproc-docker-switch nixproc-docker-deploy \
+    nixproc-disnix-switch nixproc-disnix-deploy \
+    nixproc-id-assign nixproc-generate-config; do
     ln -sfn nixproc "target/release/$name"
 done
 echo "build.sh: built $(pwd)/target/release/{nixproc,libnixproc_plugin.so,nixproc-builder,webapp}" >&2

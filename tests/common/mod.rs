@@ -63,6 +63,8 @@ pub struct Deployment {
     pub unprivileged: bool,
     /// `-P` for switch/build/deploy (None: nixproc's default, sysvinit).
     pub process_manager: Option<String>,
+    /// Run nixproc as this unprivileged user, through a private nix-daemon.
+    pub as_user: Option<(String, std::sync::Arc<NixDaemon>)>,
 }
 
 impl Deployment {
@@ -77,7 +79,25 @@ impl Deployment {
             extra_params: extra_params.to_string(),
             unprivileged: true,
             process_manager: None,
+            as_user: None,
         }
+    }
+
+    /// A deployment made by a normal user (not root), as on a machine with
+    /// a multi-user Nix: nixproc runs as `user` (created if needed) and
+    /// reaches the store through a private nix-daemon. Needs root to set up.
+    pub fn unprivileged_user(model: &Path, extra_params: &str, user: &str) -> Self {
+        assert!(is_root(), "setting up another user needs root");
+        ensure_user(user);
+        let mut d = Deployment::new(model, extra_params);
+        let owned = Command::new("chown")
+            .args(["-R", user])
+            .arg(d.dir.path())
+            .status()
+            .unwrap();
+        assert!(owned.success());
+        d.as_user = Some((user.to_string(), std::sync::Arc::new(NixDaemon::start())));
+        d
     }
 
     pub fn with_process_manager(mut self, pm: &str) -> Self {
@@ -101,7 +121,22 @@ impl Deployment {
 
     /// `nixproc <args>` with this deployment's state dir.
     pub fn nixproc(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(nixproc_bin());
+        let mut cmd = match &self.as_user {
+            None => Command::new(nixproc_bin()),
+            Some((user, daemon)) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--", "env"])
+                    .arg("NIX_REMOTE=daemon")
+                    .arg(format!(
+                        "NIX_DAEMON_SOCKET_PATH={}",
+                        daemon.socket().display()
+                    ))
+                    .arg(format!("HOME={}", self.dir.path().display()))
+                    .arg(nixproc_bin())
+                    .current_dir(self.dir.path());
+                c
+            }
+        };
         cmd.args(args).arg("--state-dir").arg(self.state_dir());
         let takes_pm = matches!(args.first(), Some(&("switch" | "build" | "deploy")));
         if let (Some(pm), true) = (&self.process_manager, takes_pm) {
@@ -143,6 +178,90 @@ impl Drop for Deployment {
             let _ = self.undeploy();
         }
     }
+}
+
+/// A nix-daemon of its own (own socket), for nixproc runs by normal users;
+/// killed when dropped. Builds run as the daemon's user, as on a
+/// multi-user install.
+pub struct NixDaemon {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl NixDaemon {
+    pub fn start() -> NixDaemon {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("nixproc-daemon-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("socket");
+        let child = Command::new("nix-daemon")
+            .env("NIX_DAEMON_SOCKET_PATH", &socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nix-daemon starts");
+        let d = NixDaemon { dir, child };
+        eventually(Duration::from_secs(10), "the nix-daemon socket", || {
+            socket.exists()
+        });
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("socket")
+    }
+}
+
+impl Drop for NixDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates a normal user (with a home) unless it exists.
+pub fn ensure_user(user: &str) {
+    let exists = Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !exists {
+        let made = Command::new("useradd")
+            .args(["-m", "-U", user])
+            .status()
+            .unwrap();
+        // A parallel test may have made it in the meantime.
+        let exists = Command::new("getent")
+            .args(["passwd", user])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(made.success() || exists, "useradd {user}");
+    }
+}
+
+/// `n` consecutive free TCP ports on 127.0.0.1 (for pools such as
+/// idresources.nix ranges).
+pub fn free_port_range(n: u16) -> u16 {
+    for _ in 0..50 {
+        let base = free_ports(1)[0];
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let all: Option<Vec<TcpListener>> = (base..base + n)
+            .map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if all.is_some() {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports found");
 }
 
 pub fn is_root() -> bool {
