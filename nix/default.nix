@@ -217,6 +217,7 @@ in
 
   createManagedProcess = import ./lib/create-managed-process.nix {
     inherit lib prim processManager backends;
+    agnosticConfig = import ./lib/agnostic-config.nix { inherit mkDerivation; };
   };
 
   # writeTextFile-style helpers, so process expressions need no nixpkgs.

@@ -5,9 +5,15 @@
 # so then the arguments are translated first
 # (`nixprocTranslateManagedProcess`), the function is applied here, and the
 # backend's own primop generates the package. Both paths agree.
-{ lib, prim, processManager, backends }:
+#
+# With `processManager = null` the process is not generated for any backend:
+# the agnostic config writer (lib/agnostic-config.nix) records the
+# arguments as JSON for `nixproc generate-config` (reference §4.4).
+{ lib, prim, processManager, backends, agnosticConfig }:
 
 args:
+
+if processManager == null then agnosticConfig args else
 
 let
   caller = "createManagedProcess";

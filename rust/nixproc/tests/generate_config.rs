@@ -529,3 +529,41 @@ fn original_tool_name_makes_a_result_link() {
         .arg(&config)));
     assert!(!result.exists());
 }
+
+/// `createManagedProcess` of a model evaluated with `processManager = null`
+/// writes the agnostic config; generate-config turns it back into the
+/// package createManagedProcess makes for a real process manager.
+#[test]
+fn create_managed_process_without_a_process_manager_writes_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let call = |pm: &str| {
+        format!(
+            "(import <nixproc> {{ stateDir = {}; processManager = {pm}; }}).createManagedProcess {{
+               instanceName = \"agn\";
+               process = \"/bin/sleep\";
+               args = [ \"1000\" {h} ];
+               environment.GREETING = {h};
+               overrides.supervisord.autorestart = false;
+             }}",
+            nix_str(state.to_str().unwrap()),
+            h = nix_str(HOSTILE),
+        )
+    };
+    let written = nix_build(&call("null"));
+    let json = written.join("agn.json");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(config["instanceName"], "agn");
+    assert_eq!(config["args"][1], HOSTILE);
+    assert_eq!(config["overrides"]["supervisord"]["autorestart"], false);
+    let generated = store_path(&ok(&nixproc(&[
+        "generate-config",
+        "-P",
+        "supervisord",
+        "--state-dir",
+        state.to_str().unwrap(),
+        json.to_str().unwrap(),
+    ])));
+    assert_eq!(generated, nix_build(&call("\"supervisord\"")));
+}
