@@ -9,11 +9,13 @@
 //!   that want a foreground process (supervisord, …).
 //! * `primop` runs a generator at build time (builder mode, where the plugin
 //!   cannot load).
+//! * `docker-base-image` writes the base image of docker containers.
 //!
 //! Built with `+crt-static`, so nothing here may depend on NSS.
 
 mod daemon;
 mod derivation;
+mod docker_image;
 mod primop;
 mod procs;
 mod proxy;
@@ -184,6 +186,24 @@ enum Command {
         args: Vec<OsString>,
     },
 
+    /// Write the docker base image archive (`docker load`-able).
+    #[command(
+        long_about = "Write the docker base image archive (`docker load`-able).\n\n\
+                      The one image every nixproc container is created from: a single layer \
+                      with /run, /tmp (1777), /var, /var/run -> /run, /etc/passwd and \
+                      /etc/group (root, nobody/nogroup); no Cmd, no tag. Reproducible byte \
+                      for byte."
+    )]
+    DockerBaseImage {
+        /// Where the archive goes.
+        #[arg(long, env = "out", value_name = "FILE")]
+        out: PathBuf,
+        /// Nix system or architecture of the image (e.g. x86_64-linux);
+        /// default: this binary's.
+        #[arg(long, value_name = "SYSTEM")]
+        system: Option<String>,
+    },
+
     /// Run a nixproc primop on a JSON argument (builder mode).
     #[command(
         long_about = "Run a nixproc primop on a JSON argument (builder mode).\n\n\
@@ -260,6 +280,11 @@ fn run(cli: Cli) -> Result<i32> {
         } => procs::killproc(pidfile.as_deref(), &program, signal.as_deref()),
         Command::Statusproc { pidfile, program } => procs::statusproc(pidfile.as_deref(), &program),
         Command::ForegroundProxy { args } => Ok(proxy::main(&args)),
+        Command::DockerBaseImage { out, system } => {
+            let system = system.unwrap_or_else(|| std::env::consts::ARCH.to_string());
+            docker_image::build(&out, docker_image::docker_architecture(&system)?)?;
+            Ok(0)
+        }
         Command::Primop { name, input, out } => Ok(primop::run(&name, &input, &out)),
     }
 }
