@@ -75,7 +75,7 @@ let
       execline = pkgOr "execline" "/usr/lib/execline";
       s6 = pkgOr "s6" "/usr";
     };
-    bsdrc = common // { inherit rcSubr; daemon = bsdDaemon; };
+    bsdrc = common // { inherit rcSubr bsdDaemon; };
     launchd = common;
     cygrunsrv = common;
     # Containers share the host's store and network; one small base image
