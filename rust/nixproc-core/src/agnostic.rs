@@ -369,8 +369,8 @@ pub fn create_managed_process(v: &Value) -> Result<PackageSpec> {
         // Name the override when it is where the bad key came from.
         Error::Unknown { attr, hint } if process.overrides.contains_key(def.name) => {
             Error::Unknown {
-                attr: format!("{attr}' (from overrides.{}", def.name),
-                hint: format!("){hint}"),
+                attr,
+                hint: format!(" (from overrides.{}){hint}", def.name),
             }
         }
         e => e,
