@@ -91,7 +91,9 @@ fn an_existing_account_is_used_but_never_removed() {
     let account = "npcred-pre";
     clean(account);
     let made = std::process::Command::new("useradd")
-        .args(["-M", "-U", "-u", "23453", account])
+        // A system account: its uid is picked from the system range, away
+        // from the fixed uids the other tests create in parallel.
+        .args(["-r", "-M", "-U", account])
         .status()
         .unwrap();
     assert!(made.success());
@@ -105,6 +107,9 @@ fn an_existing_account_is_used_but_never_removed() {
     assert!(!stderr(&out).contains("created user"), "{}", stderr(&out));
     answers(port, "x", &format!("listening on port: {port}"));
     assert_success(&d.undeploy(), "undeploy");
-    assert!(getent("passwd", account).is_some(), "a user nixproc did not create stays");
+    assert!(
+        getent("passwd", account).is_some(),
+        "a user nixproc did not create stays"
+    );
     clean(account);
 }

@@ -36,7 +36,11 @@ fn id(ids: &Path, resource: &str, instance: &str) -> u16 {
         ))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -96,7 +100,11 @@ fn two_postgresql_servers_answer(pm: &str) {
         assert!(psql(port, &format!("CREATE TABLE {table} (x int)")).is_some());
     }
     assert_eq!(
-        psql(p1, &format!("SELECT count(*) FROM pg_tables WHERE tablename = 't{p2}'")).unwrap(),
+        psql(
+            p1,
+            &format!("SELECT count(*) FROM pg_tables WHERE tablename = 't{p2}'")
+        )
+        .unwrap(),
         "0"
     );
     let servers: Vec<u32> = [p1, p2]

@@ -232,7 +232,9 @@ pub fn ensure_user(user: &str) {
         .success();
     if !exists {
         let made = Command::new("useradd")
-            .args(["-m", "-U", user])
+            // A system account (uid from the system range), so it never
+            // takes a uid that tests creating accounts with fixed ids use.
+            .args(["-r", "-m", "-U", "-s", "/bin/sh", user])
             .status()
             .unwrap();
         // A parallel test may have made it in the meantime.
