@@ -961,45 +961,41 @@ mod tests {
         );
     }
 
-    // --- properties over random models ----------------------------------
-    //
-    // proptest is not a dependency of this crate; a small deterministic
-    // generator explores the same space (many seeds, shrinking by hand).
+    // --- properties over random models (proptest) -----------------------
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            // xorshift64*
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use proptest::prelude::*;
 
     const RES: [&str; 3] = ["ports", "uids", "gids"];
 
-    fn random_case(rng: &mut Rng) -> (BTreeMap<String, IdResource>, Requirements) {
-        let mut resources = BTreeMap::new();
-        for r in RES {
-            let min = rng.below(50) as i64 - 10;
-            let step = 1 + rng.below(3) as i64;
-            let max = min + step * (8 + rng.below(10) as i64);
-            resources.insert(r.to_string(), IdResource::new(min, max, step).unwrap());
-        }
-        let mut wanted = Requirements::new();
-        for i in 0..rng.below(9) {
-            let needs = RES
-                .iter()
-                .filter(|_| rng.below(2) == 0)
-                .map(|r| r.to_string())
-                .collect();
-            wanted.insert(format!("inst{i}"), needs);
-        }
-        (resources, wanted)
+    /// A pool of 9 to 18 ids, spaced by 1 to 3, starting anywhere in -10..40.
+    fn pool() -> impl Strategy<Value = IdResource> {
+        (-10i64..40, 1i64..4, 8i64..18)
+            .prop_map(|(min, step, n)| IdResource::new(min, min + step * n, step).unwrap())
+    }
+
+    /// Three pools and up to 8 instances, each wanting a random subset.
+    fn case() -> impl Strategy<Value = (BTreeMap<String, IdResource>, Requirements)> {
+        (
+            prop::array::uniform3(pool()),
+            prop::collection::vec(prop::array::uniform3(any::<bool>()), 0..9),
+        )
+            .prop_map(|(pools, instances)| {
+                let resources = RES.iter().map(|r| r.to_string()).zip(pools).collect();
+                let wanted = instances
+                    .iter()
+                    .enumerate()
+                    .map(|(i, wants)| {
+                        let needs = RES
+                            .iter()
+                            .zip(wants)
+                            .filter(|(_, w)| **w)
+                            .map(|(r, _)| r.to_string())
+                            .collect();
+                        (format!("inst{i}"), needs)
+                    })
+                    .collect();
+                (resources, wanted)
+            })
     }
 
     fn check_valid(resources: &BTreeMap<String, IdResource>, w: &Requirements, a: &Assignments) {
@@ -1019,78 +1015,78 @@ mod tests {
         }
     }
 
-    #[test]
-    fn property_valid_idempotent_and_stable() {
-        for seed in 1..=400u64 {
-            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let (resources, wanted) = random_case(&mut rng);
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Valid, idempotent, and stable when one instance goes and
+        /// another comes: everyone else keeps their ids.
+        #[test]
+        fn property_valid_idempotent_and_stable(
+            (resources, wanted) in case(),
+            removed in any::<prop::sample::Index>(),
+        ) {
             let first = assign(&resources, &wanted, &Assignments::default()).unwrap();
             check_valid(&resources, &wanted, &first);
+            prop_assert_eq!(&assign(&resources, &wanted, &first).unwrap(), &first);
 
-            // Idempotent: assigning again from the result changes nothing.
-            let again = assign(&resources, &wanted, &first).unwrap();
-            assert_eq!(again, first, "seed {seed}: not idempotent");
-
-            // Stable: remove one instance and add another; everyone else
-            // keeps their ids.
             let mut changed = wanted.clone();
-            if let Some(k) = wanted
-                .keys()
-                .nth(rng.below(wanted.len() as u64 + 1) as usize)
-            {
+            if !wanted.is_empty() {
+                let k = wanted.keys().nth(removed.index(wanted.len())).unwrap();
                 changed.remove(k);
             }
-            changed.insert(
-                "newcomer".into(),
-                RES.iter().map(|r| r.to_string()).collect(),
-            );
+            changed.insert("newcomer".into(), RES.iter().map(|r| r.to_string()).collect());
             let next = match assign(&resources, &changed, &first) {
                 Ok(n) => n,
-                Err(AssignError::Exhausted { .. }) => continue,
-                Err(e) => panic!("seed {seed}: {e}"),
+                Err(AssignError::Exhausted { .. }) => return Ok(()),
+                Err(e) => panic!("{e}"),
             };
             check_valid(&resources, &changed, &next);
             for (res, per) in &first.ids {
                 for (inst, id) in per {
                     if changed.get(inst).is_some_and(|n| n.contains(res)) {
-                        assert_eq!(next.ids[res][inst], *id, "seed {seed}: {inst} moved");
+                        prop_assert_eq!(next.ids[res][inst], *id, "{} moved", inst);
                     }
                 }
             }
-            assert_eq!(assign(&resources, &changed, &next).unwrap(), next);
+            prop_assert_eq!(assign(&resources, &changed, &next).unwrap(), next);
         }
-    }
 
-    #[test]
-    fn property_full_pools_are_used_completely() {
-        for seed in 1..=100u64 {
-            let mut rng = Rng(seed | 1);
-            let size = 1 + rng.below(12);
-            let pool = IdResource::new(0, size as i64 - 1, 1).unwrap();
+        /// Starting from arbitrary (partly invalid) earlier assignments, a
+        /// pool exactly as large as the demand is used completely, and one
+        /// more instance exhausts it.
+        #[test]
+        fn property_full_pools_are_used_completely(
+            size in 1i64..13,
+            earlier in prop::collection::vec(-2i64..15, 0..16),
+            last in 0i64..14,
+        ) {
+            let pool = IdResource::new(0, size - 1, 1).unwrap();
             let resources: BTreeMap<_, _> = [("p".to_string(), pool)].into();
             let wanted: Requirements = (0..size)
                 .map(|i| (format!("i{i:02}"), ["p".to_string()].into()))
                 .collect();
-            // Start from random earlier assignments, some invalid.
             let prev = Assignments {
                 ids: [(
                     "p".to_string(),
-                    (0..rng.below(size + 3))
-                        .map(|i| (format!("i{i:02}"), rng.below(size + 4) as i64 - 2))
+                    earlier
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| (format!("i{i:02}"), *id))
                         .collect(),
                 )]
                 .into(),
-                last_assignments: [("p".to_string(), rng.below(size + 2) as i64)].into(),
+                last_assignments: [("p".to_string(), last)].into(),
             };
             let a = assign(&resources, &wanted, &prev).unwrap();
             check_valid(&resources, &wanted, &a);
-            assert_eq!(a.ids["p"].len() as u64, size);
+            prop_assert_eq!(a.ids["p"].len() as i64, size);
             let mut more = wanted.clone();
             more.insert("extra".into(), ["p".to_string()].into());
-            assert!(matches!(
+            let exhausted = matches!(
                 assign(&resources, &more, &a),
                 Err(AssignError::Exhausted { .. })
-            ));
+            );
+            prop_assert!(exhausted, "one more instance must exhaust the pool");
         }
     }
 }
