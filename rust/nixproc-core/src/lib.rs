@@ -20,6 +20,7 @@ pub mod model;
 pub mod package;
 pub mod primops;
 pub mod profile;
+pub mod proxy;
 pub mod quote;
 pub mod s6rc;
 pub mod supervisord;

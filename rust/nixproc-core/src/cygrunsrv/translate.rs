@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use super::COMPOSITION_KEYS;
 use crate::agnostic::ManagedProcess;
 use crate::error::{Error, Result};
-use crate::launchd::proxy::{join, parse_composition, require_proxy, ProxyCall};
+use crate::proxy::{join, parse_composition, require_proxy, ProxyCall, ProxySetup};
 use crate::value::Value;
 
 fn fits(s: &str) -> bool {
@@ -124,46 +124,24 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
     }
 
     let prefix = require_proxy(
-        &comp,
+        comp.foreground_proxy.as_deref(),
         &p.name,
         "it has an initialize script, a nice level, a directory or umask, only a daemon, or \
          values with line breaks",
     )?;
-    let (program, args, wrap) = match (&p.foreground_process, &p.daemon) {
-        (Some(f), _) => (f, &p.foreground_process_args, false),
-        (None, Some(d)) => (d, &p.daemon_args, true),
-        (None, None) => unreachable!("agnostic::parse requires one of them"),
-    };
-    let mut call = ProxyCall {
-        program: program.clone(),
-        args: args.clone(),
-        ..ProxyCall::default()
-    };
-    if !p.initialize.is_empty() {
-        call.opt("--initialize", &p.initialize);
-        call.opt("--shell", &comp.shell);
-    }
-    if let Some(n) = p.nice {
-        call.opt("--nice", n.to_string());
-    }
-    if let Some(d) = &p.directory {
-        call.opt("--directory", d);
-    }
-    if let Some(m) = &p.umask {
-        call.opt("--umask", m);
-    }
-    if !env_fits {
-        for (k, v) in &p.environment {
-            call.opt("--setenv", format!("{k}={v}"));
-        }
-    }
-    if wrap {
-        call.flag("--wrap-daemon");
-        call.opt(
-            "--pidfile",
-            p.daemon_pid_file(&comp.runtime_dir, &comp.tmp_dir, program)?,
-        );
-    }
+    // No `--user`: a user is an error above unless forceDisableUserChange
+    // drops it.
+    let call = ProxyCall::for_process(
+        p,
+        &ProxySetup {
+            shell: &comp.shell,
+            user: None,
+            nice: p.nice,
+            setenv: !env_fits,
+            runtime_dir: &comp.runtime_dir,
+            tmp_dir: &comp.tmp_dir,
+        },
+    )?;
     let mut argv = call.argv(prefix, |s| !fits(s));
     let exe = argv.remove(0);
     out.insert("path".into(), Value::str(exe));

@@ -15,12 +15,11 @@ pub(super) fn component_text(process: &str, pid_file: &str) -> String {
 pub(super) enum Exec<'a> {
     /// A program that forks and writes its own PID file.
     Daemon {
-        program: &'a str,
-        args: &'a [String],
+        /// The program and its arguments, or — when the daemon runs as
+        /// another user — the foreground proxy's command line that runs
+        /// them (`<proxy> --user U -- <program> <args>`).
+        argv: &'a [String],
         nice: Option<i64>,
-        /// `(foreground proxy prefix, user)` when the daemon runs as
-        /// another user.
-        switch_user: Option<(&'a str, &'a str)>,
     },
     /// A foreground program, daemonized by nixproc's helper.
     Foreground {
@@ -54,21 +53,11 @@ fn prefix_words(prefix: &str) -> impl Iterator<Item = String> + '_ {
 fn exec_line(e: &Exec) -> String {
     let mut w: Vec<String> = vec!["exec".into()];
     match e {
-        Exec::Daemon {
-            program,
-            args,
-            nice,
-            switch_user,
-        } => {
+        Exec::Daemon { argv, nice } => {
             if let Some(n) = nice {
                 w.extend(["nice".into(), "-n".into(), n.to_string()]);
             }
-            if let Some((proxy, user)) = switch_user {
-                w.extend(prefix_words(proxy));
-                w.extend(["--user".into(), shell_escape(user), "--".into()]);
-            }
-            w.push(shell_escape(program));
-            w.extend(args.iter().map(|a| shell_escape(a)));
+            w.extend(argv.iter().map(|a| shell_escape(a)));
         }
         Exec::Foreground {
             daemonize,

@@ -14,6 +14,7 @@ use super::{parse_composition, Composition};
 use crate::agnostic::ManagedProcess;
 use crate::args::Args;
 use crate::error::{Error, Result};
+use crate::proxy::ProxyCall;
 use crate::value::{attrs, Value};
 
 /// The environment of §2.1: `PATH` from `path`, overlaid by `environment`.
@@ -60,9 +61,14 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
     };
     let pid_file = p.daemon_pid_file(&comp.runtime_dir, &comp.tmp_dir, program)?;
     let log = (!is_daemon).then(|| log_file(&comp, p, user));
+    let daemon_argv;
     let exec = if is_daemon {
-        let switch_user = match user {
-            None => None,
+        daemon_argv = match user {
+            None => std::iter::once(program).chain(args).cloned().collect(),
+            // A daemon that runs as another user: `<proxy> --user U --
+            // <daemon> <args>` (the proxy switches users, then execs the
+            // daemon, which forks). A shell script holds any value: never
+            // `--escaped`.
             Some(u) => {
                 let proxy = comp
                     .foreground_proxy
@@ -74,14 +80,19 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
                              switches users"
                         ),
                     })?;
-                Some((proxy, u))
+                let mut call = ProxyCall {
+                    program: program.clone(),
+                    args: args.clone(),
+                    ..ProxyCall::default()
+                };
+                call.opt("--user", u);
+                let prefix: Vec<String> = proxy.split_whitespace().map(String::from).collect();
+                call.argv(&prefix, |_| false)
             }
         };
         Exec::Daemon {
-            program,
-            args,
+            argv: &daemon_argv,
             nice: p.nice,
-            switch_user,
         }
     } else {
         Exec::Foreground {

@@ -69,6 +69,7 @@ use crate::fields::{
 };
 use crate::manifest::{Backend, InstanceEntry};
 use crate::package::{FileSpec, PackageSpec};
+use crate::proxy::{parse_foreground_proxy, parse_shell};
 use crate::quote::c_unescape;
 use crate::value::Value;
 use render::check_line;
@@ -125,37 +126,8 @@ pub fn parse_composition(a: &Args) -> Result<Composition> {
         check_host_dir(key, &d)?;
         Ok(d)
     };
-    let foreground_proxy = match a.get("foregroundProxy") {
-        None => None,
-        Some(Value::Str(s)) => Some(s.s.split_ascii_whitespace().map(String::from).collect()),
-        Some(Value::List(_)) => Some(a.string_list("foregroundProxy")?),
-        Some(other) => {
-            return Err(Error::WrongType {
-                attr: "foregroundProxy".into(),
-                expected: "a command prefix (a string of words or a list of words)".into(),
-                found: other.type_name(),
-            })
-        }
-    };
-    if let Some(words) = &foreground_proxy {
-        if words.is_empty()
-            || words
-                .iter()
-                .any(|w| w.is_empty() || render::has_line_break(w))
-        {
-            return Err(Error::invalid(
-                "foregroundProxy",
-                "must be a non-empty command prefix such as \"<nixproc-builder> foreground-proxy\"",
-            ));
-        }
-    }
-    let shell = a.str_or("shell", "/bin/sh")?;
-    if shell.is_empty() || render::has_line_break(&shell) {
-        return Err(Error::invalid(
-            "shell",
-            "must be a non-empty interpreter path on one line",
-        ));
-    }
+    let foreground_proxy = parse_foreground_proxy(a, render::has_line_break)?;
+    let shell = parse_shell(a, render::has_line_break)?;
     let base_image = opt_non_empty(a, "dockerBaseImage")?;
     if let Some(i) = &base_image {
         check_line("dockerBaseImage", i)?;

@@ -29,7 +29,7 @@ use super::{parse_composition, render::has_line_break, STORE_DIR};
 use crate::agnostic::{common_args, put_opt, ManagedProcess};
 use crate::args::Args;
 use crate::error::{Error, Result};
-use crate::quote::c_escape;
+use crate::proxy::{require_proxy, ProxyCall, ProxySetup};
 use crate::value::Value;
 
 /// See the module documentation.
@@ -66,87 +66,39 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
         }
     }
 
-    let prefix = comp
-        .foreground_proxy
-        .clone()
-        .ok_or_else(|| Error::Missing {
-            attr: "foregroundProxy".into(),
-            why: format!(
-                "process {:?} needs the foreground proxy (it has an initialize script, a nice \
-                 level, a umask, only a daemon, or values with line breaks)",
-                p.name
+    let prefix = require_proxy(
+        comp.foreground_proxy.as_deref(),
+        &p.name,
+        "it has an initialize script, a nice level, a umask, only a daemon, or values with line \
+         breaks",
+    )?;
+    if !p.initialize.is_empty() && !comp.shell.starts_with(&format!("{STORE_DIR}/")) {
+        return Err(Error::invalid(
+            "shell",
+            format!(
+                "process {:?} has an initialize script, which runs inside its container, but \
+                 the shell {:?} is not in {STORE_DIR} (the only part of the host a container \
+                 sees besides the state dir; the base image has no shell): pass pkgs so that \
+                 runtimeShell is used, or a shell from the store",
+                p.name, comp.shell
             ),
-        })?;
-    let (program, args, wrap) = match (&p.foreground_process, &p.daemon) {
-        (Some(f), _) => (f, &p.foreground_process_args, false),
-        (None, Some(d)) => (d, &p.daemon_args, true),
-        (None, None) => unreachable!("agnostic::parse requires one of them"),
-    };
-
-    let mut opts: Vec<(&str, Option<String>)> = Vec::new();
-    if !p.initialize.is_empty() {
-        if !comp.shell.starts_with(&format!("{STORE_DIR}/")) {
-            return Err(Error::invalid(
-                "shell",
-                format!(
-                    "process {:?} has an initialize script, which runs inside its container, \
-                     but the shell {:?} is not in {STORE_DIR} (the only part of the host a \
-                     container sees besides the state dir; the base image has no shell): pass \
-                     pkgs so that runtimeShell is used, or a shell from the store",
-                    p.name, comp.shell
-                ),
-            ));
-        }
-        opts.push(("--initialize", Some(p.initialize.clone())));
-        opts.push(("--shell", Some(comp.shell.clone())));
-    }
-    if let Some(u) = &user {
-        opts.push(("--user", Some(u.clone())));
-    }
-    if let Some(n) = p.nice {
-        opts.push(("--nice", Some(n.to_string())));
-    }
-    if let Some(d) = &p.directory {
-        opts.push(("--directory", Some(d.clone())));
-    }
-    if let Some(m) = &p.umask {
-        opts.push(("--umask", Some(m.clone())));
+        ));
     }
     if !env_fits {
         out.remove("environment");
-        for (k, v) in &p.environment {
-            opts.push(("--setenv", Some(format!("{k}={v}"))));
-        }
     }
-    if wrap {
-        opts.push(("--wrap-daemon", None));
-        opts.push((
-            "--pidfile",
-            Some(p.daemon_pid_file(&comp.runtime_dir, &comp.tmp_dir, program)?),
-        ));
-    }
-
-    let escaped = opts
-        .iter()
-        .filter_map(|(_, v)| v.as_deref())
-        .chain(std::iter::once(program.as_str()))
-        .chain(args.iter().map(String::as_str))
-        .any(has_line_break);
-    let enc = |s: &str| if escaped { c_escape(s) } else { s.to_string() };
-
-    let mut argv = prefix;
-    if escaped {
-        argv.push("--escaped".into());
-    }
-    for (flag, v) in &opts {
-        argv.push((*flag).to_string());
-        if let Some(v) = v {
-            argv.push(enc(v));
-        }
-    }
-    argv.push("--".into());
-    argv.push(enc(program));
-    argv.extend(args.iter().map(|a| enc(a)));
+    let call = ProxyCall::for_process(
+        p,
+        &ProxySetup {
+            shell: &comp.shell,
+            user: user.as_deref(),
+            nice: p.nice,
+            setenv: !env_fits,
+            runtime_dir: &comp.runtime_dir,
+            tmp_dir: &comp.tmp_dir,
+        },
+    )?;
+    let argv = call.argv(prefix, has_line_break);
     out.insert("cmd".into(), Value::from(argv));
     Ok(out)
 }

@@ -36,7 +36,6 @@
 //! to `/Library/LaunchDaemons` or, for the user's agents, to
 //! `~/Library/LaunchAgents`.
 
-pub mod proxy;
 pub mod render;
 #[cfg(test)]
 mod tests;

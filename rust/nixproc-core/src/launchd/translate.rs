@@ -30,11 +30,11 @@
 
 use std::collections::BTreeMap;
 
-use super::proxy::{join, parse_composition, require_proxy, ProxyCall};
 use super::render::xml_problem;
 use super::COMPOSITION_KEYS;
 use crate::agnostic::{common_args, ManagedProcess};
 use crate::error::Result;
+use crate::proxy::{join, parse_composition, require_proxy, ProxyCall, ProxySetup};
 use crate::value::{attrs, Value};
 
 fn fits(s: &str) -> bool {
@@ -103,49 +103,25 @@ pub fn translate(p: &ManagedProcess, composition: &Value) -> Result<BTreeMap<Str
     }
 
     let prefix = require_proxy(
-        &comp,
+        comp.foreground_proxy.as_deref(),
         &p.name,
         "it has an initialize script, only a daemon, or values an XML property list cannot hold",
     )?;
-    let (program, args, wrap) = match (&p.foreground_process, &p.daemon) {
-        (Some(f), _) => (f, &p.foreground_process_args, false),
-        (None, Some(d)) => (d, &p.daemon_args, true),
-        (None, None) => unreachable!("agnostic::parse requires one of them"),
-    };
-    let mut call = ProxyCall {
-        program: program.clone(),
-        args: args.clone(),
-        ..ProxyCall::default()
-    };
-    if !p.initialize.is_empty() {
-        call.opt("--initialize", &p.initialize);
-        call.opt("--shell", &comp.shell);
+    if env_fits && !p.environment.is_empty() {
+        out.insert("EnvironmentVariables".into(), env_value());
     }
-    if let Some(u) = &user {
-        call.opt("--user", u);
-    }
-    if let Some(d) = &p.directory {
-        call.opt("--directory", d);
-    }
-    if let Some(m) = &p.umask {
-        call.opt("--umask", m);
-    }
-    if env_fits {
-        if !p.environment.is_empty() {
-            out.insert("EnvironmentVariables".into(), env_value());
-        }
-    } else {
-        for (k, v) in &p.environment {
-            call.opt("--setenv", format!("{k}={v}"));
-        }
-    }
-    if wrap {
-        call.flag("--wrap-daemon");
-        call.opt(
-            "--pidfile",
-            p.daemon_pid_file(&comp.runtime_dir, &comp.tmp_dir, program)?,
-        );
-    }
+    // launchd applies `Nice` to the proxy and the process alike.
+    let call = ProxyCall::for_process(
+        p,
+        &ProxySetup {
+            shell: &comp.shell,
+            user: user.as_deref(),
+            nice: None,
+            setenv: !env_fits,
+            runtime_dir: &comp.runtime_dir,
+            tmp_dir: &comp.tmp_dir,
+        },
+    )?;
     let argv = call.argv(prefix, |s| !fits(s));
     out.insert("Program".into(), Value::str(&argv[0]));
     out.insert("ProgramArguments".into(), Value::from(argv));

@@ -40,6 +40,7 @@ use crate::fields::{
 };
 use crate::manifest::{Backend, InstanceEntry};
 use crate::package::{FileSpec, PackageSpec};
+use crate::proxy::{join, parse_foreground_proxy, parse_shell};
 use crate::quote::c_unescape;
 use crate::value::Value;
 
@@ -122,37 +123,8 @@ pub fn parse_composition(a: &Args) -> Result<Composition> {
         }
         Ok(d)
     };
-    let foreground_proxy = match a.get("foregroundProxy") {
-        None => None,
-        Some(Value::Str(s)) => Some(s.s.split_ascii_whitespace().map(String::from).collect()),
-        Some(Value::List(_)) => Some(a.string_list("foregroundProxy")?),
-        Some(other) => {
-            return Err(Error::WrongType {
-                attr: "foregroundProxy".into(),
-                expected: "a command prefix (a string of words or a list of words)".into(),
-                found: other.type_name(),
-            })
-        }
-    };
-    if let Some(words) = &foreground_proxy {
-        if words.is_empty()
-            || words
-                .iter()
-                .any(|w| w.is_empty() || render::has_line_break(w))
-        {
-            return Err(Error::invalid(
-                "foregroundProxy",
-                "must be a non-empty command prefix such as \"<nixproc-builder> foreground-proxy\"",
-            ));
-        }
-    }
-    let shell = a.str_or("shell", "/bin/sh")?;
-    if shell.is_empty() || render::has_line_break(&shell) {
-        return Err(Error::invalid(
-            "shell",
-            "must be a non-empty interpreter path on one line",
-        ));
-    }
+    let foreground_proxy = parse_foreground_proxy(a, render::has_line_break)?;
+    let shell = parse_shell(a, render::has_line_break)?;
     a.allow(&["callingUser", "callingGroup"]);
     Ok(Composition {
         runtime_dir: dir("runtimeDir", "/var/run")?,
@@ -163,11 +135,6 @@ pub fn parse_composition(a: &Args) -> Result<Composition> {
         shell,
         ids: Ids::from_attrs(a.attrs("ids")?)?,
     })
-}
-
-/// `dir/file` without a doubled slash.
-pub(crate) fn join(dir: &str, file: &str) -> String {
-    format!("{}/{file}", dir.trim_end_matches('/'))
 }
 
 /// A dependency as the Nix layer passes it: another supervisord package's
