@@ -197,13 +197,24 @@ impl<'a> Switch<'a> {
         self.activator
             .prepare(&prepared.new_profile, &prepared.new_manifest)
             .context("preparing the process manager")?;
-        let accounts = match self.accounts {
-            Some(a) => {
-                let changes = a
-                    .ensure(&prepared.new_profile)
-                    .context("creating the profile's users and groups")?;
+        let accounts = match self.accounts.map(|a| (a, a.ensure(&prepared.new_profile))) {
+            Some((a, Ok(changes))) => {
                 self.report_accounts(&changes.created, "created");
                 Some((a, changes))
+            }
+            Some((_, Err(e))) => {
+                // Nothing was stopped or started: let the activator settle
+                // on the old state (e.g. stop a supervisord `prepare` began).
+                let old = prepared
+                    .old_profile
+                    .as_deref()
+                    .unwrap_or(&prepared.new_profile);
+                if let Err(f) = self.activator.finish(old, &prepared.old_manifest) {
+                    self.progress.event(&Event::Warning {
+                        message: &format!("{f:#}"),
+                    });
+                }
+                return Err(e.context("creating the profile's users and groups").into());
             }
             None => None,
         };
@@ -294,6 +305,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deploy::credentials::AccountChanges;
     use crate::deploy::progress::RecordingProgress;
     use crate::deploy::runner::RecordingRunner;
     use crate::deploy::sysvinit::SysvinitActivator;
@@ -438,6 +450,98 @@ mod tests {
         env.run(&runner, &Target::Rollback).0.unwrap();
         let (r, _) = env.run(&runner, &env.store("s1"));
         assert_eq!(r.unwrap().generation.number, 4);
+    }
+
+    /// Account steps that record what the switch asks of them.
+    #[derive(Default)]
+    struct FakeAccounts {
+        fail_ensure: bool,
+        calls: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl AccountSteps for FakeAccounts {
+        fn ensure(&self, p: &Path) -> Result<AccountChanges> {
+            let name = p.file_name().unwrap().to_string_lossy();
+            self.calls.borrow_mut().push(format!("ensure {name}"));
+            if self.fail_ensure {
+                bail!("useradd: boom");
+            }
+            let mut c = AccountChanges::default();
+            c.created.users.insert("web".into());
+            Ok(c)
+        }
+        fn remove_obsolete(&self, p: &Path) -> Result<AccountChanges> {
+            let name = p.file_name().unwrap().to_string_lossy();
+            self.calls
+                .borrow_mut()
+                .push(format!("remove_obsolete {name}"));
+            Ok(Default::default())
+        }
+        fn undo(&self, c: &AccountChanges) -> Result<()> {
+            self.calls
+                .borrow_mut()
+                .push(format!("undo {:?}", c.created.users));
+            Ok(())
+        }
+    }
+
+    fn run_with_accounts(
+        env: &Env,
+        runner: &RecordingRunner,
+        accounts: &FakeAccounts,
+        target: &Target,
+    ) -> (Result<SwitchOutcome, DeployError>, Vec<String>) {
+        let act = SysvinitActivator::new(runner);
+        let progress = RecordingProgress::default();
+        let result = Switch::new(&env.profile, &act)
+            .progress(&progress)
+            .accounts(accounts)
+            .run(target);
+        (result, progress.lines())
+    }
+
+    #[test]
+    fn accounts_exist_before_starts_and_obsolete_ones_go_after() {
+        let env = Env::new();
+        let accounts = FakeAccounts::default();
+        let (r, progress) =
+            run_with_accounts(&env, &RecordingRunner::new(), &accounts, &env.store("s1"));
+        r.unwrap();
+        assert_eq!(
+            *accounts.calls.borrow(),
+            ["ensure s1", "remove_obsolete s1"]
+        );
+        assert_eq!(progress[0], "created user web");
+    }
+
+    #[test]
+    fn a_failed_start_undoes_the_accounts_it_created() {
+        let env = Env::new();
+        let accounts = FakeAccounts::default();
+        let failing = RecordingRunner::new().fail("webapp1 start", "boom");
+        let (r, _) = run_with_accounts(&env, &failing, &accounts, &env.store("s1"));
+        assert!(r.is_err());
+        assert_eq!(*accounts.calls.borrow(), ["ensure s1", "undo {\"web\"}"]);
+        assert!(env.profile.current().unwrap().is_none());
+    }
+
+    #[test]
+    fn failing_account_creation_starts_nothing() {
+        let env = Env::new();
+        let accounts = FakeAccounts {
+            fail_ensure: true,
+            ..Default::default()
+        };
+        let runner = RecordingRunner::new();
+        let (r, _) = run_with_accounts(&env, &runner, &accounts, &env.store("s1"));
+        let err = format!("{:#}", anyhow::Error::from(r.unwrap_err()));
+        assert!(
+            err.contains("creating the profile's users and groups"),
+            "{err}"
+        );
+        assert!(err.contains("useradd: boom"), "{err}");
+        assert!(runner.commands().is_empty(), "nothing started");
+        assert!(env.profile.current().unwrap().is_none());
     }
 
     #[test]
