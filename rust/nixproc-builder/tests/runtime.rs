@@ -150,11 +150,20 @@ fn daemonize_writes_the_program_pid_and_detaches() {
             & 0o777,
         0o640
     );
-    // Only stdio is inherited.
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    assert_eq!(fds, 3);
+    // Only stdio is inherited. The program may hold a descriptor of its own
+    // for a moment while it starts (libc opening locale files), so wait for
+    // it to settle at three: a leaked descriptor never goes away.
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| std::fs::read_link(e.unwrap().path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while fds().len() != 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fds().len(), 3, "{:?}", fds());
 
     // A second daemonize sees it running.
     let o = run(builder()

@@ -499,7 +499,10 @@ fn a_logger_that_cannot_start_fails_the_switch_quickly() {
         return;
     }
     let env = Env::new();
-    let act = activator(&env);
+    // A wait far longer than the test may take: the failure must come from
+    // noticing the dead logger, not from a timeout (whose error differs).
+    let act = S6RcActivator::new(SystemRunner, &env.config())
+        .with_timeouts(Duration::from_secs(600), Duration::from_millis(1300));
     let switch = Switch::new(&env.profile, &act).progress(&SilentProgress);
     let v1 = env.store(
         "v1",
@@ -508,17 +511,12 @@ fn a_logger_that_cannot_start_fails_the_switch_quickly() {
             vec![("logDirUser", "nixproc-no-such-user".into())],
         )],
     );
-    let started = Instant::now();
     let err = format!("{:#}", switch.run(&v1).unwrap_err());
     assert!(
         err.contains("the log service of db-srv exited right after starting"),
         "{err}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(!err.contains("timed out"), "{err}");
     assert!(
         !env.pid_file("db").exists(),
         "the service itself never started"
