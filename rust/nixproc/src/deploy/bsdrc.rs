@@ -31,13 +31,14 @@
 
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nixproc_core::manifest::{Backend, InstanceEntry};
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, CmdOutput, CommandFailed, Runner, DEFAULT_TIMEOUT};
 use super::select::ActivatorConfig;
 
@@ -110,9 +111,7 @@ impl<R: Runner> BsdrcActivator<R> {
             bail!("{} is not a bsdrc instance", inst.name)
         };
         let rel = Path::new(script);
-        if rel.as_os_str().is_empty()
-            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
-        {
+        if !within_profile(script) {
             bail!(
                 "{}: rc script path `{script}` must be relative to the profile, without `..`",
                 inst.name

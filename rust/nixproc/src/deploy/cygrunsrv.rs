@@ -19,12 +19,13 @@
 //! create.
 
 use std::fs;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nixproc_core::manifest::{Backend, InstanceEntry};
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, CmdOutput, CommandFailed, Runner};
 use super::select::ActivatorConfig;
 
@@ -168,8 +169,7 @@ fn service_of(inst: &InstanceEntry) -> Result<(&str, &str)> {
     {
         bail!("{}: `{service}` is not a service name", inst.name);
     }
-    let rel = Path::new(path);
-    if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+    if !within_profile(path) {
         bail!(
             "{}: parameters path `{path}` must be relative to the profile, without `..`",
             inst.name
@@ -181,10 +181,9 @@ fn service_of(inst: &InstanceEntry) -> Result<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::engine::{execute, Context, DeployError};
-    use crate::deploy::plan::plan;
-    use crate::deploy::progress::RecordingProgress;
+    use crate::deploy::engine::DeployError;
     use crate::deploy::runner::{ExitKind, RecordingRunner};
+    use crate::deploy::testutil::switch;
     use crate::state_dirs::StateDirs;
     use nixproc_core::manifest::{Manifest, MANIFEST_VERSION};
     use std::path::PathBuf;
@@ -256,26 +255,6 @@ mod tests {
 
     fn activator(runner: RecordingRunner) -> CygrunsrvActivator<RecordingRunner> {
         CygrunsrvActivator::new(runner, &config())
-    }
-
-    fn switch(
-        act: &CygrunsrvActivator<RecordingRunner>,
-        old: Option<(&Path, &Manifest)>,
-        new: (&Path, &Manifest),
-    ) -> Result<(), DeployError> {
-        let empty = manifest(vec![]);
-        let old_m = old.map(|(_, m)| m).unwrap_or(&empty);
-        let progress = RecordingProgress::default();
-        act.prepare(new.0, new.1)?;
-        let ctx = Context {
-            old_profile: old.map(|(p, _)| p),
-            new_profile: new.0,
-            activator: act,
-            progress: &progress,
-        };
-        execute(&plan(old_m, new.1), &ctx)?;
-        act.finish(new.0, new.1)?;
-        Ok(())
     }
 
     #[test]

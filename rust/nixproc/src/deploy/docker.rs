@@ -37,7 +37,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Component, Path};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -45,6 +45,7 @@ use nixproc_core::docker::{cmd_file_for, parse_lines};
 use nixproc_core::manifest::{Backend, InstanceEntry, Manifest};
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, CmdOutput, CommandFailed, Runner};
 use super::select::ActivatorConfig;
 
@@ -443,8 +444,7 @@ fn container_of(inst: &InstanceEntry) -> Result<Container<'_>> {
             inst.name
         );
     }
-    let rel = Path::new(create_params);
-    if create_params.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+    if !within_profile(create_params) {
         bail!(
             "{}: create parameters path `{create_params}` must be relative to the profile, \
              without `..`",

@@ -24,12 +24,13 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nixproc_core::manifest::{Backend, InstanceEntry};
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, CommandFailed, Runner};
 use super::select::ActivatorConfig;
 
@@ -201,8 +202,7 @@ fn job_of(inst: &InstanceEntry) -> Result<(&str, &str)> {
     if nixproc_core::launchd::check_label("label", label).is_err() {
         bail!("{}: `{label}` is not a launchd label", inst.name);
     }
-    let rel = Path::new(path);
-    if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+    if !within_profile(path) {
         bail!(
             "{}: plist path `{path}` must be relative to the profile, without `..`",
             inst.name
@@ -214,10 +214,8 @@ fn job_of(inst: &InstanceEntry) -> Result<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::engine::{execute, Context, DeployError};
-    use crate::deploy::plan::plan;
-    use crate::deploy::progress::RecordingProgress;
     use crate::deploy::runner::{CmdOutput, ExitKind, RecordingRunner};
+    use crate::deploy::testutil::switch;
     use crate::state_dirs::StateDirs;
     use nixproc_core::manifest::{Manifest, MANIFEST_VERSION};
 
@@ -317,26 +315,6 @@ mod tests {
             v.sort();
             v
         }
-    }
-
-    fn switch(
-        act: &LaunchdActivator<RecordingRunner>,
-        old: Option<(&Path, &Manifest)>,
-        new: (&Path, &Manifest),
-    ) -> Result<(), DeployError> {
-        let empty = manifest(vec![]);
-        let old_m = old.map(|(_, m)| m).unwrap_or(&empty);
-        let progress = RecordingProgress::default();
-        act.prepare(new.0, new.1)?;
-        let ctx = Context {
-            old_profile: old.map(|(p, _)| p),
-            new_profile: new.0,
-            activator: act,
-            progress: &progress,
-        };
-        execute(&plan(old_m, new.1), &ctx)?;
-        act.finish(new.0, new.1)?;
-        Ok(())
     }
 
     #[test]

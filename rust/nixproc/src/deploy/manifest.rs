@@ -2,7 +2,7 @@
 //! order.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
 use nixproc_core::manifest::{InstanceEntry, Manifest, MANIFEST_PATH, MANIFEST_VERSION};
@@ -117,6 +117,16 @@ pub fn normalize(mut manifest: Manifest) -> Result<Manifest> {
 }
 
 /// Reads `<profile>/nix-support/nixproc/manifest.json` and normalizes it.
+/// Whether a path from a manifest names something inside the profile:
+/// non-empty and relative, with no `..`, `.` or root component. Every
+/// activator checks the paths it joins onto a profile with this.
+pub fn within_profile(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
 pub fn read_manifest(profile: &Path) -> Result<Manifest> {
     let path = profile.join(MANIFEST_PATH);
     let text = match std::fs::read_to_string(&path) {

@@ -43,6 +43,7 @@ use nixproc_core::s6rc::source::{check_tree, Tree};
 use nixproc_core::s6rc::SOURCE_DIR;
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, Runner};
 use super::select::ActivatorConfig;
 
@@ -177,11 +178,7 @@ impl<R: Runner> S6RcActivator<R> {
         };
         let rel = |d: &str| -> Result<PathBuf> {
             let p = Path::new(d);
-            if p.as_os_str().is_empty()
-                || !p
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)))
-            {
+            if !within_profile(d) {
                 bail!(
                     "{}: service directory `{d}` must be relative to the profile, without `..`",
                     inst.name

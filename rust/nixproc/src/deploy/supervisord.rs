@@ -36,7 +36,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,7 @@ use anyhow::{bail, Context, Result};
 use nixproc_core::manifest::{Backend, InstanceEntry, Manifest};
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, CmdOutput, Runner};
 use super::select::ActivatorConfig;
 
@@ -271,9 +272,7 @@ impl<R: Runner> SupervisordActivator<R> {
             _ => bail!("{} is not a supervisord instance", inst.name),
         };
         let rel = Path::new(config);
-        if rel.as_os_str().is_empty()
-            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
-        {
+        if !within_profile(config) {
             bail!(
                 "{}: program config path `{config}` must be relative to the profile, without `..`",
                 inst.name

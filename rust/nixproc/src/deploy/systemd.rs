@@ -34,13 +34,14 @@
 use std::cell::Cell;
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nixproc_core::manifest::{Backend, InstanceEntry, Manifest};
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, CmdOutput, CommandFailed, Runner, DEFAULT_TIMEOUT};
 use super::select::ActivatorConfig;
 
@@ -362,8 +363,7 @@ fn unit_of(inst: &InstanceEntry) -> Result<(&str, &str)> {
     if !plain || !unit.ends_with(".service") {
         bail!("{}: `{unit}` is not a service unit name", inst.name);
     }
-    let rel = Path::new(path);
-    if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+    if !within_profile(path) {
         bail!(
             "{}: unit path `{path}` must be relative to the profile, without `..`",
             inst.name
@@ -426,10 +426,9 @@ fn remove_link(link: &Path) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::engine::{execute, Context, DeployError};
-    use crate::deploy::plan::plan;
-    use crate::deploy::progress::RecordingProgress;
+    use crate::deploy::engine::DeployError;
     use crate::deploy::runner::{ExitKind, RecordingRunner};
+    use crate::deploy::testutil::switch;
     use crate::state_dirs::StateDirs;
     use nixproc_core::manifest::MANIFEST_VERSION;
 
@@ -547,25 +546,6 @@ mod tests {
     }
 
     /// prepare, execute, finish: what a switch does with the activator.
-    fn switch(
-        act: &SystemdActivator<RecordingRunner>,
-        old: Option<(&Path, &Manifest)>,
-        new: (&Path, &Manifest),
-    ) -> Result<(), DeployError> {
-        let empty = sd_manifest(vec![]);
-        let old_m = old.map(|(_, m)| m).unwrap_or(&empty);
-        let progress = RecordingProgress::default();
-        act.prepare(new.0, new.1)?;
-        let ctx = Context {
-            old_profile: old.map(|(p, _)| p),
-            new_profile: new.0,
-            activator: act,
-            progress: &progress,
-        };
-        execute(&plan(old_m, new.1), &ctx)?;
-        act.finish(new.0, new.1)?;
-        Ok(())
-    }
 
     #[test]
     fn first_deploy_links_reloads_starts_and_checks() {

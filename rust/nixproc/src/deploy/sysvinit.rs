@@ -9,13 +9,14 @@
 //! skipped with the reason ("no start link for runlevel 3"), never silently
 //! (defect 17 of the original).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use nixproc_core::manifest::{Backend, InstanceEntry};
 
 use super::activator::{Activator, InstanceStatus};
+use super::manifest::within_profile;
 use super::runner::{Cmd, Runner, DEFAULT_TIMEOUT};
 
 /// The runlevel used when none is given and `runlevel` cannot tell.
@@ -62,9 +63,7 @@ impl<R: Runner> SysvinitActivator<R> {
             _ => bail!("{} is not a sysvinit instance", inst.name),
         };
         let rel = Path::new(script);
-        if rel.as_os_str().is_empty()
-            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
-        {
+        if !within_profile(script) {
             bail!(
                 "{}: init script path `{script}` must be relative to the profile, without `..`",
                 inst.name

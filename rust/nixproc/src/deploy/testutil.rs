@@ -6,6 +6,34 @@ use std::path::Path;
 
 use nixproc_core::manifest::{Backend, InstanceEntry, Manifest, MANIFEST_PATH, MANIFEST_VERSION};
 
+use super::activator::Activator;
+use super::engine::{execute, Context, DeployError};
+use super::plan::plan;
+use super::progress::RecordingProgress;
+
+/// One switch of `act` from `old` (none: first deployment) to `new`, the
+/// way `Switch::run` drives an activator, without generations: prepare,
+/// execute the plan, finish.
+pub(crate) fn switch(
+    act: &dyn Activator,
+    old: Option<(&Path, &Manifest)>,
+    new: (&Path, &Manifest),
+) -> Result<(), DeployError> {
+    let empty = Manifest::empty(act.process_manager());
+    let old_m = old.map(|(_, m)| m).unwrap_or(&empty);
+    let progress = RecordingProgress::default();
+    act.prepare(new.0, new.1)?;
+    let ctx = Context {
+        old_profile: old.map(|(p, _)| p),
+        new_profile: new.0,
+        activator: act,
+        progress: &progress,
+    };
+    execute(&plan(old_m, new.1), &ctx)?;
+    act.finish(new.0, new.1)?;
+    Ok(())
+}
+
 /// A sysvinit instance entry started in runlevels 3, 4 and 5.
 pub(crate) fn inst(name: &str, rev: &str, deps: &[&str]) -> InstanceEntry {
     InstanceEntry {
