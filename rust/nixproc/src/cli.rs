@@ -240,26 +240,10 @@ pub struct IdAssignCmd {
     /// Write dydisnix's XML form instead of Nix
     #[arg(long)]
     pub output_xml: bool,
-    /// processManager the model is evaluated with
-    #[arg(
-        short = 'P',
-        long,
-        env = "NIXPROC_PROCESS_MANAGER",
-        default_value = "sysvinit",
-        value_name = "MANAGER"
-    )]
-    pub process_manager: String,
-    /// A Nix expression (an attribute set) of extra arguments for the processes model
-    #[arg(long, value_name = "EXPR")]
-    pub extra_params: Option<String>,
-    /// Show Nix's trace on evaluation errors
-    #[arg(long)]
-    pub show_trace: bool,
+    /// The model, evaluated as `nixproc build` would (only the id
+    /// requirements are read)
     #[command(flatten)]
-    pub dirs: DirOpts,
-    /// The processes model (a Nix file)
-    #[arg(env = "NIXPROC_PROCESSES", value_name = "PATH")]
-    pub processes: Option<PathBuf>,
+    pub model: ModelOpts,
 }
 
 #[derive(Debug, Args)]
@@ -464,8 +448,11 @@ mod tests {
         assert_eq!(c.output_file.as_deref(), Some(Path::new("ids.nix")));
         assert_eq!(c.service_property, "requiresUniqueIdsFor");
         assert!(c.output_xml);
-        assert_eq!(c.dirs.state_dir.as_deref(), Some(Path::new("/s")));
-        assert_eq!(c.processes.as_deref(), Some(Path::new("processes.nix")));
+        assert_eq!(c.model.dirs.state_dir.as_deref(), Some(Path::new("/s")));
+        assert_eq!(
+            c.model.processes.as_deref(),
+            Some(Path::new("processes.nix"))
+        );
         let missing = Cli::try_parse_from(["nixproc", "id-assign", "p.nix"]).unwrap_err();
         assert!(missing.to_string().contains("--id-resources"), "{missing}");
     }
