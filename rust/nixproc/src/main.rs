@@ -362,27 +362,26 @@ fn supervisord_stateless(s: StatelessCmd) -> Result<ExitCode> {
 /// building anything), assign, write ids.nix (or XML) to a file or stdout.
 fn id_assign(c: IdAssignCmd) -> Result<ExitCode> {
     use nixproc::id_assign::{assign_and_render, evaluate, write_atomically, EvalRequest, Format};
-    let processes = c.model.processes.clone().context(
-        "no processes model given: pass a file (e.g. processes.nix) or set NIXPROC_PROCESSES",
-    )?;
+    // The model is evaluated with exactly the arguments a build passes.
+    let model = build_request(&c.model, false)?;
     if let Some(ids) = c.ids.as_deref().filter(|p| !p.exists()) {
         eprintln!(
             "nixproc: {} does not exist yet: assigning every id afresh",
             ids.display()
         );
     }
-    let mut string_args = explicit_dir_args(&c.model.dirs)?;
-    string_args.extend(calling_identity());
     let req = EvalRequest {
-        processes,
+        processes: model
+            .processes
+            .expect("a model is required unless undeploying"),
         id_resources: c.id_resources.clone(),
         ids: c.ids.clone(),
         service_property: c.service_property.clone(),
-        process_manager: c.model.process_manager.clone(),
-        string_args,
-        force_disable_user_change: c.model.dirs.force_disable_user_change,
-        extra_params: c.model.extra_params.clone(),
-        show_trace: c.model.show_trace,
+        process_manager: model.process_manager,
+        string_args: model.string_args,
+        force_disable_user_change: model.force_disable_user_change,
+        extra_params: model.extra_params,
+        show_trace: model.show_trace,
     };
     let tc = nix::Toolchain::locate()?;
     let inputs = evaluate(tc.command("nix-instantiate"), &tc.nix_dir, &req)?;
