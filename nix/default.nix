@@ -82,7 +82,7 @@ let
     # (built by the static builder, not with runAsRoot) serves them all.
     docker = common // {
       inherit stateDir;
-      dockerBaseImage = import ./lib/docker-image.nix { inherit mkDerivation builder forceDisableUserChange system; };
+      dockerBaseImage = import ./lib/docker-image.nix { inherit builder system; };
     };
     # libslack's daemon(1) of the original is the static helper's daemonize.
     disnix = common // { daemonize = "${builder} daemonize"; };

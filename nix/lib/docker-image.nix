@@ -14,7 +14,7 @@
 # `forceDisableUserChange` does not change the image: under it, containers
 # run as the deploying user (`docker create --user <uid>:<gid>`, set by the
 # activator), which needs no account in the image.
-{ mkDerivation, builder, forceDisableUserChange, system ? builtins.currentSystem }:
+{ builder, system ? builtins.currentSystem }:
 
 derivation {
   name = "nixproc-docker-base.tar";
