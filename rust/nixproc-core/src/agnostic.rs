@@ -27,6 +27,7 @@ use crate::fields::{
     check_process_name, opt_non_empty, parse_environment, parse_nice, parse_path, parse_umask,
     parse_user,
 };
+use crate::lifecycle;
 use crate::package::PackageSpec;
 use crate::value::Value;
 
@@ -347,14 +348,23 @@ fn prepare(v: &Value) -> Result<(&'static BackendDef, Value, ManagedProcess)> {
 
 /// `builtins.nixprocTranslateManagedProcess`: the backend's per-process
 /// arguments, before overrides (the Nix layer applies override functions).
+/// The lifecycle keys (state, readiness, …) pass through unchanged: the
+/// backend primop handles them.
 pub fn translate_managed_process(v: &Value) -> Result<Value> {
-    let (def, composition, process) = prepare(v)?;
-    Ok(Value::Attrs((def.translate)(&process, &composition)?))
+    let (rest, _) = lifecycle::split(v)?;
+    let (def, composition, process) = prepare(&rest)?;
+    let mut translated = (def.translate)(&process, &composition)?;
+    translated.extend(lifecycle::keys_of(v));
+    Ok(Value::Attrs(translated))
 }
 
 /// `builtins.createManagedProcess`: translate, merge the attrset override,
 /// generate.
 pub fn create_managed_process(v: &Value) -> Result<PackageSpec> {
+    lifecycle::generate(v, create_for_backend)
+}
+
+fn create_for_backend(v: &Value) -> Result<PackageSpec> {
     let (def, composition, process) = prepare(v)?;
     let translated = (def.translate)(&process, &composition)?;
     let merged = match process.overrides.get(def.name) {

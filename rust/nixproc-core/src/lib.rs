@@ -15,6 +15,7 @@ pub mod docker;
 pub mod error;
 pub mod fields;
 pub mod launchd;
+pub mod lifecycle;
 pub mod manifest;
 pub mod model;
 pub mod package;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::{Readiness, StateSpec};
+
 pub const MANIFEST_PATH: &str = "nix-support/nixproc/manifest.json";
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -39,6 +41,13 @@ pub struct InstanceEntry {
     /// The user the process runs as (after `forceDisableUserChange`).
     pub user: Option<String>,
     pub backend: Backend,
+    /// Declared state units, schema and rollback policy (see
+    /// [`crate::lifecycle`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSpec>,
+    /// Checks a switch waits for after starting the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
 }
 
 /// Backend-specific facts the activator needs.

@@ -18,7 +18,10 @@ pub static PRIMOPS: &[PrimOp] = &[
         name: "createSystemVInitScript",
         doc: "Generate an LSB init script package (files, rcN.d links, manifest entry) \
               from nix-processmgmt's createSystemVInitScript parameters.",
-        fun: |v| crate::sysvinit::create_systemv_init_script(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::sysvinit::create_systemv_init_script)
+                .map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createManagedProcess",
@@ -36,42 +39,64 @@ pub static PRIMOPS: &[PrimOp] = &[
     PrimOp {
         name: "createSupervisordProgram",
         doc: "Generate a supervisord program package (conf.d/<name>.conf).",
-        fun: |v| crate::supervisord::create_supervisord_program(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::supervisord::create_supervisord_program)
+                .map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createSystemdService",
         doc: "Generate a systemd service unit package.",
-        fun: |v| crate::systemd::create_systemd_service(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::systemd::create_systemd_service)
+                .map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createS6RCService",
         doc: "Generate an s6-rc service (longrun, oneshot or bundle) in s6-rc source format.",
-        fun: |v| crate::s6rc::create_s6rc_service(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::s6rc::create_s6rc_service).map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createBSDRCScript",
         doc: "Generate a FreeBSD rc.d script package (etc/rc.d/<name>).",
-        fun: |v| crate::bsdrc::create_bsdrc_script(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::bsdrc::create_bsdrc_script).map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createLaunchdDaemon",
         doc: "Generate a launchd property list package (Library/LaunchDaemons/<Label>.plist).",
-        fun: |v| crate::launchd::create_launchd_daemon(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::launchd::create_launchd_daemon)
+                .map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createCygrunsrvParams",
         doc: "Generate a cygrunsrv parameters package (<prefix><name>-cygrunsrvparams).",
-        fun: |v| crate::cygrunsrv::create_cygrunsrv_params(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::cygrunsrv::create_cygrunsrv_params)
+                .map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createDockerContainer",
         doc: "Generate a docker container package (settings, create parameters, priority).",
-        fun: |v| crate::docker::create_docker_container(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::docker::create_docker_container)
+                .map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "createProcessScript",
         doc: "Generate a Dysnomia process component (etc/dysnomia/process/<name>) for Disnix.",
-        fun: |v| crate::disnix::create_process_script(v).map(|p| p.to_value()),
+        fun: |v| {
+            crate::lifecycle::generate(v, crate::disnix::create_process_script)
+                .map(|p| p.to_value())
+        },
     },
     PrimOp {
         name: "nixprocProfileExtras",

@@ -40,6 +40,14 @@ pub enum Command {
     /// --base a process manager's own base configuration; print the store path
     /// (nixproc-generate-config).
     GenerateConfig(GenerateConfigCmd),
+    /// Snapshots of stateful services: snapshot, list, show, restore, verify,
+    /// gc, keygen, export, import.
+    #[command(subcommand)]
+    State(crate::state_cli::StateCmd),
+    /// Every deployed instance: backend, state, PID, uptime, readiness.
+    Status(crate::ops_cli::StatusCmd),
+    /// Show (or follow, -f) the log of a deployed instance.
+    Logs(crate::ops_cli::LogsCmd),
 }
 
 /// The state directories (nix-processmgmt's common options). Environment
@@ -151,6 +159,59 @@ pub struct ProfileOpts {
     /// Fail instead of waiting when another switch holds the profile lock
     #[arg(long)]
     pub no_wait: bool,
+    /// Start (and stop) up to N independent instances at once
+    #[arg(short = 'j', long, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub state: StateSwitchOpts,
+}
+
+/// What a switch does with the state of stateful instances.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StateSwitchOpts {
+    /// Rolling back to revisions with another schema: restore their state
+    /// snapshots (a safety snapshot of the current state is taken first)
+    #[arg(long, conflicts_with = "keep_state")]
+    pub restore_state: bool,
+    /// Rolling back to revisions with another schema: keep the current state
+    /// (code-only rollback)
+    #[arg(long)]
+    pub keep_state: bool,
+    /// Take no automatic snapshot before the switch changes stateful
+    /// instances (e.g. when file-system snapshots cover it)
+    #[arg(long)]
+    pub no_state_snapshot: bool,
+    #[command(flatten)]
+    pub keys: StateKeyOpts,
+}
+
+/// Where snapshots live and which keys encrypt and decrypt them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StateKeyOpts {
+    /// The snapshot store [default: <lib-dir>/nixproc/snapshots]
+    #[arg(long, env = "NIXPROC_SNAPSHOT_DIR", value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// An age identity file to decrypt with (repeatable) [default: the host
+    /// identity <lib-dir>/nixproc/state-identity.txt]
+    #[arg(
+        short = 'i',
+        long = "identity",
+        env = "NIXPROC_STATE_IDENTITY",
+        value_name = "FILE"
+    )]
+    pub identities: Vec<PathBuf>,
+    /// An extra age recipient (age1…) to encrypt to, e.g. an offline key
+    /// (repeatable; also read from <lib-dir>/nixproc/state-recipients.txt)
+    #[arg(
+        long = "recipient",
+        env = "NIXPROC_STATE_RECIPIENTS",
+        value_delimiter = ',',
+        value_name = "AGE1…"
+    )]
+    pub recipients: Vec<String>,
+    /// Store snapshots unencrypted (development only)
+    #[arg(long)]
+    pub no_encryption: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,8 @@
 
 mod cli;
 mod nix;
+mod ops_cli;
+mod state_cli;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +44,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::SupervisordStateless(s) => supervisord_stateless(s),
         Command::IdAssign(c) => id_assign(c),
         Command::GenerateConfig(c) => generate_config(c),
+        Command::State(c) => state_cli::run(c),
+        Command::Status(c) => ops_cli::status(c),
+        Command::Logs(c) => ops_cli::logs(c),
     }
 }
 
@@ -276,7 +281,8 @@ fn activate(
             restart_dependents: !p.no_restart_dependents,
         })
         .init_state(&state, dirs.force_disable_user_change)
-        .accounts(&accounts);
+        .accounts(&accounts)
+        .jobs(p.jobs);
 
     if p.dry_run {
         let prepared = sw.plan(target)?;

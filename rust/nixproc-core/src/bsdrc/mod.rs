@@ -219,6 +219,8 @@ fn build(comp: &Composition, script: &Script, creds: Vec<FileSpec>) -> Result<Pa
         backend: Backend::Bsdrc {
             script: script_path,
         },
+        state: None,
+        readiness: None,
     };
     Ok(PackageSpec::new(
         script.name.clone(),

@@ -125,6 +125,8 @@ fn build(s: &Service) -> PackageSpec {
             service: s.service.clone(),
             params: path,
         },
+        state: None,
+        readiness: None,
     };
     PackageSpec::new(
         s.service.clone(),

@@ -333,6 +333,8 @@ fn build(comp: &Composition, c: &Component, creds: Vec<FileSpec>) -> Result<Pack
         log_file,
         user,
         backend: Backend::Disnix { component, process },
+        state: None,
+        readiness: None,
     };
     Ok(PackageSpec::new(
         c.name.clone(),

@@ -616,6 +616,8 @@ pub fn create_docker_container(v: &Value) -> Result<PackageSpec> {
             create_params,
             priority,
         },
+        state: None,
+        readiness: None,
     };
     let passthru = BTreeMap::from([("priority".to_string(), Value::Int(i64::from(priority)))]);
     Ok(PackageSpec::new(

@@ -149,6 +149,8 @@ fn build(d: &Daemon, creds: Vec<FileSpec>) -> Result<PackageSpec> {
             label: d.label.clone(),
             plist: plist_path,
         },
+        state: None,
+        readiness: None,
     };
     let passthru = BTreeMap::from([("label".to_string(), Value::str(&d.label))]);
     Ok(PackageSpec::new(

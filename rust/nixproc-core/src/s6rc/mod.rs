@@ -634,6 +634,8 @@ fn build(comp: &Composition, s: &Service, creds: Vec<FileSpec>) -> PackageSpec {
         log_file,
         user: s.user.clone(),
         backend: Backend::S6Rc { kind, dir, log_dir },
+        state: None,
+        readiness: None,
     };
     PackageSpec::new(service_name, files, Vec::new(), manifest, BTreeMap::new())
 }

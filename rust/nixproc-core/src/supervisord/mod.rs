@@ -453,6 +453,8 @@ pub fn create_supervisord_program(v: &Value) -> Result<PackageSpec> {
         log_file,
         user,
         backend: Backend::Supervisord { config, priority },
+        state: None,
+        readiness: None,
     };
     let passthru = BTreeMap::from([("priority".to_string(), Value::Int(i64::from(priority)))]);
     Ok(PackageSpec::new(

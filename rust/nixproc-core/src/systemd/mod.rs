@@ -183,6 +183,8 @@ fn build(comp: &Composition, s: &Service, creds: Vec<FileSpec>) -> Result<Packag
             unit: unit.clone(),
             path: unit_path,
         },
+        state: None,
+        readiness: None,
     };
     let passthru = BTreeMap::from([("unit".to_string(), Value::str(&unit))]);
     Ok(PackageSpec::new(base, files, links, manifest, passthru))

@@ -218,6 +218,8 @@ fn build(comp: &Composition, script: &Script, creds: Vec<FileSpec>) -> Result<Pa
             start_runlevels: script.start_runlevels.clone(),
             sequence: derived.start_sequence,
         },
+        state: None,
+        readiness: None,
     };
     let passthru = BTreeMap::from([(
         "sequence".to_string(),

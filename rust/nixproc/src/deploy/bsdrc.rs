@@ -383,6 +383,8 @@ mod tests {
             backend: Backend::Bsdrc {
                 script: format!("etc/rc.d/{name}"),
             },
+            state: None,
+            readiness: None,
         }
     }
 
@@ -441,6 +443,7 @@ mod tests {
             new_profile: new.0,
             activator: act,
             progress: &progress,
+            hooks: &crate::deploy::engine::NoHooks,
         };
         execute(&p, &ctx).map(|_| ())
     }

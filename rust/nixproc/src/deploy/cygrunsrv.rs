@@ -203,6 +203,8 @@ mod tests {
                 params: format!("{service}-cygrunsrvparams"),
                 service,
             },
+            state: None,
+            readiness: None,
         }
     }
 

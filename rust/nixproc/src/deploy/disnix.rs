@@ -437,6 +437,8 @@ mod tests {
                 component: format!("etc/dysnomia/process/{name}"),
                 process: format!("/nix/store/x/bin/{name}-process-wrapper"),
             },
+            state: None,
+            readiness: None,
         }
     }
 
@@ -467,6 +469,7 @@ mod tests {
             new_profile: new.0,
             activator: act,
             progress: &progress,
+            hooks: &crate::deploy::engine::NoHooks,
         };
         execute(&plan(old_m, new.1), &ctx)?;
         act.finish(new.0, new.1)?;

@@ -540,6 +540,8 @@ mod tests {
                 create_params: format!("{name}-docker-createparams"),
                 priority,
             },
+            state: None,
+            readiness: None,
         }
     }
 
@@ -650,6 +652,7 @@ mod tests {
             new_profile: new.0,
             activator: act,
             progress: &progress,
+            hooks: &crate::deploy::engine::NoHooks,
         };
         match execute(&plan(old_m, new.1), &ctx) {
             Ok(_) => {

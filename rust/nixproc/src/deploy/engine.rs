@@ -25,6 +25,41 @@ use super::activator::Activator;
 use super::plan::{Action, Plan, PlanItem, Reason, Side, Skipped};
 use super::progress::{Event, Progress};
 
+/// A hook's refusal: which instance and why. The switch treats it like a
+/// failed step of that instance and rolls back.
+#[derive(Debug)]
+pub struct HookFailure {
+    pub instance: String,
+    pub error: anyhow::Error,
+}
+
+/// Points between the phases of a switch where other subsystems act (state
+/// snapshots, restores, migrations). The engine calls them; it does not
+/// know what they do.
+pub trait PhaseHooks: Sync {
+    /// Every stop ran: the instances being replaced or removed are stopped,
+    /// nothing new has started. An error aborts like a failed stop.
+    fn after_stops(&self) -> Result<(), HookFailure> {
+        Ok(())
+    }
+    /// Every start ran (and was ready). An error fails the switch: what
+    /// started is stopped, what was stopped starts again.
+    fn after_starts(&self) -> Result<(), HookFailure> {
+        Ok(())
+    }
+    /// Rolling back: the new versions (`started_new`, which ran at least
+    /// briefly) are stopped again and the old ones are not restarted yet —
+    /// the moment to put the old state back. Returns warnings.
+    fn before_restarting_old(&self, _started_new: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// No hooks.
+pub struct NoHooks;
+
+impl PhaseHooks for NoHooks {}
+
 /// What [`execute`] needs besides the plan.
 pub struct Context<'a> {
     /// The profile the stops' instance versions live in; `None` on a first
@@ -33,6 +68,7 @@ pub struct Context<'a> {
     pub new_profile: &'a Path,
     pub activator: &'a dyn Activator,
     pub progress: &'a dyn Progress,
+    pub hooks: &'a dyn PhaseHooks,
 }
 
 /// One stop or start that was done.
@@ -278,7 +314,13 @@ pub fn execute(plan: &Plan, ctx: &Context<'_>) -> Result<Report, DeployError> {
         });
     }
     run.stops()?;
+    if let Err(f) = ctx.hooks.after_stops() {
+        return Err(run.fail_hook(Action::Stop, f));
+    }
     run.starts()?;
+    if let Err(f) = ctx.hooks.after_starts() {
+        return Err(run.fail_hook(Action::Start, f));
+    }
     Ok(run.finish())
 }
 
@@ -326,7 +368,7 @@ impl<'a, 'p> Run<'a, 'p> {
                         item.name
                     ));
                 }
-                Err(e) => return Err(self.fail(item, e)),
+                Err(e) => return Err(self.fail(item, e, true)),
             }
         }
         Ok(())
@@ -350,14 +392,29 @@ impl<'a, 'p> Run<'a, 'p> {
                     self.started.push(item);
                     self.report.started.push(Self::step(item));
                 }
-                Err(e) => return Err(self.fail(item, e)),
+                Err(e) => return Err(self.fail(item, e, true)),
             }
         }
         Ok(())
     }
 
-    /// Undoes this switch after `item` failed with `error`.
-    fn fail(&mut self, item: &'p PlanItem, error: anyhow::Error) -> DeployError {
+    /// Undoes this switch after a hook refused at the end of the `phase`.
+    fn fail_hook(&mut self, phase: Action, f: HookFailure) -> DeployError {
+        let plan = self.plan;
+        let items = match phase {
+            Action::Stop => &plan.stops,
+            Action::Start => &plan.starts,
+        };
+        match items.iter().find(|i| i.name == f.instance).or(items.last()) {
+            // The instance's own step succeeded: no cleanup stop of it.
+            Some(item) => self.fail(item, f.error, false),
+            None => DeployError::Other(f.error.context(format!("instance {}", f.instance))),
+        }
+    }
+
+    /// Undoes this switch after `item` failed with `error`; `cleanup`: give
+    /// the failed instance a best-effort stop (its start did not complete).
+    fn fail(&mut self, item: &'p PlanItem, error: anyhow::Error, cleanup: bool) -> DeployError {
         let ctx = self.ctx;
         ctx.progress.event(&Event::RollingBack {
             failed: &item.name,
@@ -397,12 +454,18 @@ impl<'a, 'p> Run<'a, 'p> {
                     error: result.err().map(|e| format!("{e:#}")),
                 });
             };
-        if item.action == Action::Start {
+        let mut started_new: Vec<String> = Vec::new();
+        if item.action == Action::Start && cleanup {
             undo(self, Action::Stop, item, Side::New, true);
+            started_new.push(item.name.clone());
         }
         let started = std::mem::take(&mut self.started);
         for it in started.iter().rev() {
             undo(self, Action::Stop, it, Side::New, false);
+        }
+        started_new.extend(started.iter().map(|it| it.name.clone()));
+        for w in ctx.hooks.before_restarting_old(&started_new) {
+            self.warn(w);
         }
         // Stops ran in reverse dependency order; restart in dependency order.
         let stopped = std::mem::take(&mut self.stopped);
@@ -489,6 +552,7 @@ mod tests {
                 new_profile: &new,
                 activator: &act,
                 progress,
+                hooks: &crate::deploy::engine::NoHooks,
             };
             let result = execute(&plan(&self.old, &self.new), &ctx);
             (result, runner.lines(self.tmp.path()))

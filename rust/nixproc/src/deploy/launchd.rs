@@ -234,6 +234,8 @@ mod tests {
                 plist: format!("Library/LaunchDaemons/{label}.plist"),
                 label,
             },
+            state: None,
+            readiness: None,
         }
     }
 

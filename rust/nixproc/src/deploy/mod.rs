@@ -43,11 +43,13 @@ pub mod sysvinit;
 pub(crate) mod testutil;
 
 pub use activator::{Activator, InstanceStatus};
-pub use engine::{execute, Context, DeployError, Report, SwitchFailure};
+pub use engine::{
+    execute, Context, DeployError, HookFailure, NoHooks, PhaseHooks, Report, SwitchFailure,
+};
 pub use manifest::{dependency_order, read_manifest};
 pub use plan::{plan, plan_with, Plan, PlanOptions};
 pub use progress::{Event, Progress, StderrProgress};
 pub use runner::{Cmd, CmdOutput, RecordingRunner, Runner, SystemRunner};
 pub use select::{activator_for, ActivatorConfig, DEPLOYABLE};
-pub use switch::{PreparedPlan, Switch, SwitchOutcome, Target};
+pub use switch::{PreparedPlan, Switch, SwitchHooks, SwitchOutcome, Target};
 pub use sysvinit::{detect_runlevel, SysvinitActivator};

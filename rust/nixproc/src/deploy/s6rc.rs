@@ -615,6 +615,8 @@ mod tests {
                 dir: dir.into(),
                 log_dir: None,
             },
+            state: None,
+            readiness: None,
         }
     }
 

@@ -794,6 +794,8 @@ mod tests {
                 config: format!("conf.d/{name}.conf"),
                 priority: 1,
             },
+            state: None,
+            readiness: None,
         }
     }
 

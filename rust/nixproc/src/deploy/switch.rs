@@ -8,8 +8,8 @@ use nixproc_core::manifest::Manifest;
 use serde::Serialize;
 
 use super::activator::Activator;
-use super::credentials::{AccountSteps, Created};
-use super::engine::{execute, Context, DeployError, Report};
+use super::credentials::{AccountChanges, AccountSteps, Created};
+use super::engine::{execute, Context, DeployError, HookFailure, NoHooks, PhaseHooks, Report};
 use super::manifest::read_manifest;
 use super::plan::{plan_with, Plan, PlanOptions};
 use super::progress::{Event, Progress, StderrProgress};
@@ -54,6 +54,50 @@ pub struct SwitchOutcome {
     pub generation: Generation,
 }
 
+/// What other subsystems (state management) do around a switch. Every
+/// method has a do-nothing default.
+pub trait SwitchHooks: Sync {
+    /// The plan is made and the profile lock held; nothing stopped yet. An
+    /// error aborts the switch before anything changes.
+    fn before_stops(&self, _prepared: &PreparedPlan) -> Result<()> {
+        Ok(())
+    }
+    /// See [`PhaseHooks::after_stops`].
+    fn after_stops(&self, _prepared: &PreparedPlan) -> Result<(), HookFailure> {
+        Ok(())
+    }
+    /// See [`PhaseHooks::after_starts`].
+    fn after_starts(&self, _prepared: &PreparedPlan) -> Result<(), HookFailure> {
+        Ok(())
+    }
+    /// See [`PhaseHooks::before_restarting_old`].
+    fn before_restarting_old(
+        &self,
+        _prepared: &PreparedPlan,
+        _started_new: &[String],
+    ) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// [`SwitchHooks`] bound to one prepared plan, as the engine calls them.
+struct Bound<'a> {
+    hooks: &'a dyn SwitchHooks,
+    prepared: &'a PreparedPlan,
+}
+
+impl PhaseHooks for Bound<'_> {
+    fn after_stops(&self) -> Result<(), HookFailure> {
+        self.hooks.after_stops(self.prepared)
+    }
+    fn after_starts(&self) -> Result<(), HookFailure> {
+        self.hooks.after_starts(self.prepared)
+    }
+    fn before_restarting_old(&self, started_new: &[String]) -> Vec<String> {
+        self.hooks.before_restarting_old(self.prepared, started_new)
+    }
+}
+
 /// Configures and runs switches on one profile.
 pub struct Switch<'a> {
     profile: &'a Profile,
@@ -64,6 +108,8 @@ pub struct Switch<'a> {
     old_profile: Option<PathBuf>,
     state: Option<(&'a StateDirs, bool)>,
     accounts: Option<&'a dyn AccountSteps>,
+    hooks: Option<&'a dyn SwitchHooks>,
+    jobs: usize,
 }
 
 impl<'a> Switch<'a> {
@@ -78,7 +124,21 @@ impl<'a> Switch<'a> {
             old_profile: None,
             state: None,
             accounts: None,
+            hooks: None,
+            jobs: 1,
         }
+    }
+
+    /// State snapshots, restores and migrations around the activation.
+    pub fn hooks(mut self, hooks: &'a dyn SwitchHooks) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// `--jobs`: at most this many starts or stops at once (0 = 1).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
     }
 
     pub fn progress(mut self, progress: &'a dyn Progress) -> Self {
@@ -188,11 +248,19 @@ impl<'a> Switch<'a> {
         if let Some((dirs, force_disable_user_change)) = self.state {
             init_state(dirs, force_disable_user_change)?;
         }
+        let bound = self.hooks.map(|hooks| Bound {
+            hooks,
+            prepared: &prepared,
+        });
         let ctx = Context {
             old_profile: prepared.old_profile.as_deref(),
             new_profile: &prepared.new_profile,
             activator: self.activator,
             progress: self.progress,
+            hooks: match &bound {
+                Some(b) => b,
+                None => &NoHooks,
+            },
         };
         self.activator
             .prepare(&prepared.new_profile, &prepared.new_manifest)
@@ -205,43 +273,26 @@ impl<'a> Switch<'a> {
             Some((_, Err(e))) => {
                 // Nothing was stopped or started: let the activator settle
                 // on the old state (e.g. stop a supervisord `prepare` began).
-                let old = prepared
-                    .old_profile
-                    .as_deref()
-                    .unwrap_or(&prepared.new_profile);
-                if let Err(f) = self.activator.finish(old, &prepared.old_manifest) {
-                    self.progress.event(&Event::Warning {
-                        message: &format!("{f:#}"),
-                    });
-                }
+                self.settle_on_old(&prepared);
                 return Err(e.context("creating the profile's users and groups").into());
             }
             None => None,
         };
+        if let Some(h) = self.hooks {
+            if let Err(e) = h.before_stops(&prepared) {
+                self.undo_accounts(accounts.as_ref().map(|(a, c)| (*a, c)));
+                self.settle_on_old(&prepared);
+                return Err(e.into());
+            }
+        }
         let mut report = match execute(&prepared.plan, &ctx) {
             Ok(r) => r,
             Err(e) => {
-                if let Some((a, changes)) = &accounts {
-                    if let Err(u) = a.undo(changes) {
-                        self.progress.event(&Event::Warning {
-                            message: &format!(
-                                "removing the users and groups this switch created: {u:#}"
-                            ),
-                        });
-                    }
-                }
+                self.undo_accounts(accounts.as_ref().map(|(a, c)| (*a, c)));
                 // The old generation is what runs now (the engine rolled
                 // back): let the activator settle on it, e.g. stop a process
                 // manager it started for a first deployment that failed.
-                let old = prepared
-                    .old_profile
-                    .as_deref()
-                    .unwrap_or(&prepared.new_profile);
-                if let Err(f) = self.activator.finish(old, &prepared.old_manifest) {
-                    self.progress.event(&Event::Warning {
-                        message: &format!("{f:#}"),
-                    });
-                }
+                self.settle_on_old(&prepared);
                 return Err(e);
             }
         };
@@ -285,6 +336,30 @@ impl<'a> Switch<'a> {
 }
 
 impl Switch<'_> {
+    /// Lets the activator settle on the old generation after a failure.
+    fn settle_on_old(&self, prepared: &PreparedPlan) {
+        let old = prepared
+            .old_profile
+            .as_deref()
+            .unwrap_or(&prepared.new_profile);
+        if let Err(f) = self.activator.finish(old, &prepared.old_manifest) {
+            self.progress.event(&Event::Warning {
+                message: &format!("{f:#}"),
+            });
+        }
+    }
+
+    /// Removes the accounts a failed switch created.
+    fn undo_accounts(&self, accounts: Option<(&dyn AccountSteps, &AccountChanges)>) {
+        if let Some((a, changes)) = accounts {
+            if let Err(u) = a.undo(changes) {
+                self.progress.event(&Event::Warning {
+                    message: &format!("removing the users and groups this switch created: {u:#}"),
+                });
+            }
+        }
+    }
+
     fn report_accounts(&self, accounts: &Created, verb: &str) {
         for (kind, names) in [("group", &accounts.groups), ("user", &accounts.users)] {
             for name in names {

@@ -447,6 +447,8 @@ mod tests {
                 unit: format!("{base}.service"),
                 path: format!("etc/systemd/system/{base}.service"),
             },
+            state: None,
+            readiness: None,
         }
     }
 

@@ -171,6 +171,7 @@ mod tests {
             new_profile: &p1,
             activator: &act,
             progress: &progress,
+            hooks: &crate::deploy::engine::NoHooks,
         };
         execute(&p, &ctx).unwrap();
         assert_eq!(
@@ -190,6 +191,7 @@ mod tests {
             new_profile: &p2,
             activator: &act,
             progress: &progress,
+            hooks: &crate::deploy::engine::NoHooks,
         };
         let report = execute(&p, &ctx).unwrap();
         assert_eq!(
@@ -239,6 +241,7 @@ mod tests {
             new_profile: &p2,
             activator: &act,
             progress: &progress,
+            hooks: &crate::deploy::engine::NoHooks,
         };
         let err = execute(&plan(&old, &new), &ctx).unwrap_err();
         assert_eq!(
@@ -299,6 +302,7 @@ mod tests {
             new_profile: &p1,
             activator: &act,
             progress: &progress,
+            hooks: &crate::deploy::engine::NoHooks,
         };
         let report = execute(&p, &ctx).unwrap();
         assert_eq!(log_lines(&log), ["webapp1-1 start"]);

@@ -28,6 +28,7 @@ pub(crate) fn switch(
         new_profile: new.0,
         activator: act,
         progress: &progress,
+        hooks: &crate::deploy::engine::NoHooks,
     };
     execute(&plan(old_m, new.1), &ctx)?;
     act.finish(new.0, new.1)?;
@@ -50,6 +51,8 @@ pub(crate) fn inst(name: &str, rev: &str, deps: &[&str]) -> InstanceEntry {
             start_runlevels: vec![3, 4, 5],
             sequence: 0,
         },
+        state: None,
+        readiness: None,
     }
 }
 

@@ -1,0 +1,31 @@
+//! SKELETON — to be implemented (see adapters/mod.rs for the contract).
+
+use std::io::{Read, Write};
+
+use anyhow::Result;
+use nixproc_core::lifecycle::StateUnit;
+
+use super::{Adapter, StagedRestore, UnitContext};
+
+pub struct Command {
+    unit: StateUnit,
+}
+
+impl Command {
+    pub fn new(unit: &StateUnit) -> Self {
+        Command { unit: unit.clone() }
+    }
+}
+
+impl Adapter for Command {
+    fn extension(&self) -> &'static str {
+        let _ = &self.unit;
+        todo!()
+    }
+    fn capture(&self, _ctx: &UnitContext, _out: &mut dyn Write) -> Result<()> {
+        todo!()
+    }
+    fn stage(&self, _ctx: &UnitContext, _input: &mut dyn Read) -> Result<Box<dyn StagedRestore>> {
+        todo!()
+    }
+}
