@@ -26,7 +26,12 @@ pub enum InstanceStatus {
 /// `profile` is the profile directory (a store path) the instance version
 /// belongs to: stops get the old profile, starts the new one, and a
 /// rollback starts old versions from the old profile again.
-pub trait Activator {
+///
+/// A switch with `--jobs` > 1 calls `start` and `stop` of independent
+/// instances from several threads at once (never `start` and `stop` of the
+/// same instance): an activator whose process manager's control interface
+/// is not safe for concurrent use serializes those calls itself.
+pub trait Activator: Sync {
     /// The `processManager` of the manifests this activator can deploy
     /// (e.g. `"sysvinit"`).
     fn process_manager(&self) -> &str;

@@ -60,6 +60,9 @@ pub struct BsdrcActivator<R> {
     rc_conf: PathBuf,
     timeout: Duration,
     status_wait: Duration,
+    /// rc.conf is edited read-modify-write: one edit at a time when
+    /// instances start or stop in parallel.
+    rc_conf_lock: std::sync::Mutex<()>,
 }
 
 impl<R: Runner> BsdrcActivator<R> {
@@ -78,6 +81,7 @@ impl<R: Runner> BsdrcActivator<R> {
             rc_conf: env("BSDRC_RC_CONF", DEFAULT_RC_CONF),
             timeout: DEFAULT_TIMEOUT,
             status_wait: STATUS_WAIT,
+            rc_conf_lock: std::sync::Mutex::new(()),
         }
     }
 
@@ -180,6 +184,7 @@ impl<R: Runner> BsdrcActivator<R> {
         let link = self.installed(script);
         replace_link(&link, &resolved)?;
         if let Some(var) = rcvar_of(&resolved)? {
+            let _edit = self.rc_conf_lock.lock().unwrap_or_else(|e| e.into_inner());
             edit_rc_conf(&self.rc_conf, &var, true)?;
         }
         Ok(link)
@@ -195,6 +200,7 @@ impl<R: Runner> BsdrcActivator<R> {
         if let Some(var) = rcvar_of(&source)
             .with_context(|| format!("{}: reading {}", inst.name, source.display()))?
         {
+            let _edit = self.rc_conf_lock.lock().unwrap_or_else(|e| e.into_inner());
             edit_rc_conf(&self.rc_conf, &var, false)?;
         }
         remove_link(&link)

@@ -34,7 +34,6 @@
 //!   replaced, one without nixproc's label (someone else's) is refused,
 //!   never removed.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
@@ -64,7 +63,7 @@ pub struct DockerActivator<R> {
     /// uid and gid containers run as under `--force-disable-user-change`.
     calling_ids: (u32, u32),
     /// Image tags of the containers this switch removed.
-    removed_tags: RefCell<BTreeSet<String>>,
+    removed_tags: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// What the manifest says about a container.
@@ -84,7 +83,7 @@ impl<R: Runner> DockerActivator<R> {
                 rustix::process::getuid().as_raw(),
                 rustix::process::getgid().as_raw(),
             ),
-            removed_tags: RefCell::new(BTreeSet::new()),
+            removed_tags: std::sync::Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -365,7 +364,10 @@ impl<R: Runner> Activator for DockerActivator<R> {
             }
             .into());
         }
-        self.removed_tags.borrow_mut().insert(c.tag.to_string());
+        self.removed_tags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(c.tag.to_string());
         Ok(())
     }
 
@@ -378,7 +380,8 @@ impl<R: Runner> Activator for DockerActivator<R> {
                 _ => None,
             })
             .collect();
-        let tags = std::mem::take(&mut *self.removed_tags.borrow_mut());
+        let tags =
+            std::mem::take(&mut *self.removed_tags.lock().unwrap_or_else(|e| e.into_inner()));
         let mut failures = Vec::new();
         for tag in tags.iter().filter(|t| !used.contains(t.as_str())) {
             let rmi = self.docker().arg("image").arg("rm").arg(tag);

@@ -32,6 +32,7 @@ pub mod launchd;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
+pub mod readiness;
 pub mod runner;
 pub mod s6rc;
 pub mod select;
@@ -49,6 +50,7 @@ pub use engine::{
 pub use manifest::{dependency_order, read_manifest};
 pub use plan::{plan, plan_with, Plan, PlanOptions};
 pub use progress::{Event, Progress, StderrProgress};
+pub use readiness::{probe, wait_ready, CheckResult, ProbeContext};
 pub use runner::{Cmd, CmdOutput, RecordingRunner, Runner, SystemRunner};
 pub use select::{activator_for, ActivatorConfig, DEPLOYABLE};
 pub use switch::{PreparedPlan, Switch, SwitchHooks, SwitchOutcome, Target};

@@ -1,17 +1,53 @@
 //! Progress of a switch, as events. The CLI's default prints one
 //! `nixproc: …` line per event on stderr; tests record them.
+//!
+//! Events come from the worker threads of a parallel switch, so a
+//! [`Progress`] is `Sync` and may see events of different instances
+//! interleaved. New variants may be added: match with a `_` arm.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use super::plan::{Action, Reason, Side};
 
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// Another switch holds the profile lock; this one waits.
     WaitingForLock {
         profile: &'a Path,
+    },
+    /// Execution begins: this many stops and starts are planned (for
+    /// progress bars). `jobs` is the concurrency limit.
+    Plan {
+        stops: usize,
+        starts: usize,
+        jobs: usize,
+    },
+    /// A stop or start finished successfully (`Stopping`/`Starting` said
+    /// when it began; with several jobs the two may be far apart).
+    Done {
+        action: Action,
+        name: &'a str,
+        after: Duration,
+    },
+    /// `name` started; now waiting for its readiness checks (`check`
+    /// describes them, e.g. "tcp 127.0.0.1:5000").
+    WaitingReady {
+        name: &'a str,
+        check: &'a str,
+    },
+    /// Every readiness check of `name` passed, `after` its start began.
+    Ready {
+        name: &'a str,
+        after: Duration,
+    },
+    /// An interrupted switch was found (its journal); this one plans
+    /// against what actually runs.
+    Resuming {
+        journal: &'a Path,
     },
     Stopping {
         name: &'a str,
@@ -63,6 +99,35 @@ impl fmt::Display for Event<'_> {
                     profile.display()
                 )
             }
+            Event::Plan {
+                stops,
+                starts,
+                jobs,
+            } => write!(f, "{stops} to stop, {starts} to start ({jobs} at a time)"),
+            Event::Done {
+                action,
+                name,
+                after,
+            } => write!(
+                f,
+                "{} {name} ({:.1} s)",
+                match action {
+                    Action::Stop => "stopped",
+                    Action::Start => "started",
+                },
+                after.as_secs_f64()
+            ),
+            Event::WaitingReady { name, check } => {
+                write!(f, "waiting for {name} to be ready ({check})")
+            }
+            Event::Ready { name, after } => {
+                write!(f, "{name} is ready ({:.1} s)", after.as_secs_f64())
+            }
+            Event::Resuming { journal } => write!(
+                f,
+                "an interrupted switch left {}; planning against what runs now",
+                journal.display()
+            ),
             Event::Stopping { name, reason } => write!(f, "stopping {name} ({reason})"),
             Event::Starting { name, reason } => write!(f, "starting {name} ({reason})"),
             Event::Skipping { name, reason } => write!(f, "{name}: {reason}"),
@@ -93,12 +158,12 @@ impl fmt::Display for Event<'_> {
     }
 }
 
-pub trait Progress {
+pub trait Progress: Sync {
     fn event(&self, event: &Event<'_>);
 }
 
 /// Any `Fn(&Event)` is a progress reporter.
-impl<F: Fn(&Event<'_>)> Progress for F {
+impl<F: Fn(&Event<'_>) + Sync> Progress for F {
     fn event(&self, event: &Event<'_>) {
         self(event)
     }
@@ -122,20 +187,39 @@ impl Progress for SilentProgress {
     fn event(&self, _event: &Event<'_>) {}
 }
 
-/// Keeps the rendered events, for tests.
+/// Keeps the rendered events, for tests. `lines` leaves out the timing
+/// events (`Plan`, `Done`, `Ready`), whose text varies from run to run;
+/// `all_lines` has them.
 #[derive(Debug, Default)]
 pub struct RecordingProgress {
-    lines: RefCell<Vec<String>>,
+    lines: Mutex<Vec<(bool, String)>>,
 }
 
 impl RecordingProgress {
     pub fn lines(&self) -> Vec<String> {
-        self.lines.borrow().clone()
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .filter(|(timing, _)| !timing)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    pub fn all_lines(&self) -> Vec<String> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().map(|(_, l)| l.clone()).collect()
     }
 }
 
 impl Progress for RecordingProgress {
     fn event(&self, event: &Event<'_>) {
-        self.lines.borrow_mut().push(event.to_string());
+        let timing = matches!(
+            event,
+            Event::Plan { .. } | Event::Done { .. } | Event::Ready { .. }
+        );
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((timing, event.to_string()));
     }
 }

@@ -3,13 +3,13 @@
 //! swap in a [`RecordingRunner`] that records the commands and answers from
 //! a script.
 
-use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -173,7 +173,7 @@ fn fmt_tail(tail: &str) -> String {
 /// Runs commands. `Err` means the command could not be run at all (not
 /// found, not executable); a command that ran and failed is `Ok` with its
 /// exit status.
-pub trait Runner {
+pub trait Runner: Sync {
     fn run(&self, cmd: &Cmd) -> Result<CmdOutput>;
 
     /// Runs `cmd` and turns anything but exit status 0 into a
@@ -285,7 +285,7 @@ struct Rule {
 #[derive(Debug, Default)]
 pub struct RecordingRunner {
     rules: Vec<Rule>,
-    log: RefCell<Vec<Cmd>>,
+    log: Mutex<Vec<Cmd>>,
 }
 
 impl RecordingRunner {
@@ -310,24 +310,29 @@ impl RecordingRunner {
 
     /// The commands run so far.
     pub fn commands(&self) -> Vec<Cmd> {
-        self.log.borrow().clone()
+        self.log().clone()
     }
 
     /// The commands run so far, rendered, with `strip` removed from each
     /// line (e.g. a temporary profile directory).
     pub fn lines(&self, strip: &Path) -> Vec<String> {
         let strip = strip.to_string_lossy();
-        self.log
-            .borrow()
+        self.log()
             .iter()
             .map(|c| c.to_string().replace(strip.as_ref(), ""))
             .collect()
     }
 }
 
+impl RecordingRunner {
+    fn log(&self) -> std::sync::MutexGuard<'_, Vec<Cmd>> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Runner for RecordingRunner {
     fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
-        self.log.borrow_mut().push(cmd.clone());
+        self.log().push(cmd.clone());
         let line = cmd.to_string();
         Ok(self
             .rules

@@ -189,6 +189,11 @@ pub struct SupervisordActivator<R> {
     timeout: Duration,
     /// Pause between status polls.
     poll: Duration,
+    /// Serializes the configuration changes of parallel starts and stops
+    /// (conf.d links, `reread`, `update`, `remove`): supervisord rereads
+    /// the whole conf.d on each, so one change at a time. Waiting for a
+    /// program to reach RUNNING, and `stop`, run outside it.
+    ctl_lock: std::sync::Mutex<()>,
 }
 
 impl<R: Runner> SupervisordActivator<R> {
@@ -207,6 +212,7 @@ impl<R: Runner> SupervisordActivator<R> {
             supervisorctl: PathBuf::from("supervisorctl"),
             timeout: Duration::from_secs(60),
             poll: Duration::from_millis(100),
+            ctl_lock: std::sync::Mutex::new(()),
         }
     }
 
@@ -594,10 +600,12 @@ impl<R: Runner> Activator for SupervisordActivator<R> {
             bail!("{name}: program config {} does not exist", target.display());
         }
         let conf_d = link.parent().unwrap_or(&self.conf_dir);
+        let changing = self.ctl_lock.lock().unwrap_or_else(|e| e.into_inner());
         fs::create_dir_all(conf_d).with_context(|| format!("creating {}", conf_d.display()))?;
         replace_symlink(&target, &link)?;
         self.runner.run_checked(&self.ctl(["reread"]))?;
         let out = self.runner.run_checked(&self.ctl(["update", name]))?;
+        drop(changing);
         if out.stdout.contains("ERROR") {
             bail!(
                 "{name}: `supervisorctl update {name}` failed{}",
@@ -619,6 +627,7 @@ impl<R: Runner> Activator for SupervisordActivator<R> {
                 fmt_out(&out)
             );
         }
+        let _changing = self.ctl_lock.lock().unwrap_or_else(|e| e.into_inner());
         if !down {
             let out = self.runner.run(&self.ctl(["remove", name]))?;
             if !out.success() && !not_loaded(&out) {
@@ -711,16 +720,16 @@ mod tests {
     use crate::deploy::runner::ExitKind;
     use crate::state_dirs::{StateDirOverrides, StateDirs};
     use nixproc_core::manifest::MANIFEST_VERSION;
-    use std::cell::RefCell;
     use std::collections::VecDeque;
+    use std::sync::Mutex;
 
     /// Answers commands from per-pattern queues (the last answer of a
     /// queue repeats; no match → success without output) and records the
     /// rendered command lines.
     #[derive(Default)]
     struct Script {
-        rules: RefCell<Vec<(String, VecDeque<CmdOutput>)>>,
-        log: RefCell<Vec<String>>,
+        rules: Mutex<Vec<(String, VecDeque<CmdOutput>)>>,
+        log: Mutex<Vec<String>>,
         strip: String,
     }
 
@@ -734,21 +743,22 @@ mod tests {
 
         fn on(self, pattern: &str, answers: Vec<CmdOutput>) -> Self {
             self.rules
-                .borrow_mut()
+                .lock()
+                .unwrap()
                 .push((pattern.to_string(), answers.into()));
             self
         }
 
         fn lines(&self) -> Vec<String> {
-            self.log.borrow().clone()
+            self.log.lock().unwrap().clone()
         }
     }
 
     impl Runner for Script {
         fn run(&self, cmd: &Cmd) -> Result<CmdOutput> {
             let line = cmd.to_string().replace(&self.strip, "");
-            self.log.borrow_mut().push(line.clone());
-            let mut rules = self.rules.borrow_mut();
+            self.log.lock().unwrap().push(line.clone());
+            let mut rules = self.rules.lock().unwrap();
             for (pattern, answers) in rules.iter_mut() {
                 if line.contains(pattern.as_str()) {
                     return Ok(if answers.len() > 1 {

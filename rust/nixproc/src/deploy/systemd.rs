@@ -20,7 +20,7 @@
 //!   unit keeps working when old generations are garbage-collected; kept
 //!   units are re-pointed at the new profile's file when a switch finishes;
 //! * `daemon-reload` runs only when links changed since the last one
-//!   (tracked in a `Cell`), not once per unit;
+//!   (tracked in an atomic flag), not once per unit;
 //! * files in the target directory that are not symbolic links are never
 //!   replaced or removed (an administrator's own unit of the same name);
 //! * before anything is touched, `prepare` checks that a systemd instance
@@ -31,10 +31,11 @@
 //! section can be set through `overrides.systemd.Install`, but nothing
 //! enables it), and creating the users and groups of `dysnomia-support`.
 
-use std::cell::Cell;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -64,7 +65,11 @@ pub struct SystemdActivator<R> {
     /// Where the links go, or why that cannot be determined.
     target: Result<PathBuf, String>,
     /// Links changed since the last `daemon-reload`.
-    reload_needed: Cell<bool>,
+    reload_needed: AtomicBool,
+    /// Held by a start from linking its unit to the `daemon-reload` that
+    /// makes systemd see it, so a parallel start cannot clear the flag
+    /// between another start's link and its reload.
+    reload_lock: Mutex<()>,
     grace: Duration,
 }
 
@@ -77,7 +82,8 @@ impl<R: Runner> SystemdActivator<R> {
             runner,
             user,
             target: target_dir(|k| std::env::var(k).ok(), user),
-            reload_needed: Cell::new(false),
+            reload_needed: AtomicBool::new(false),
+            reload_lock: Mutex::new(()),
             grace: ACTIVATING_GRACE,
         }
     }
@@ -144,10 +150,12 @@ impl<R: Runner> SystemdActivator<R> {
     }
 
     fn reload_if_needed(&self) -> Result<()> {
-        if self.reload_needed.get() {
+        if self.reload_needed.swap(false, Ordering::SeqCst) {
             let cmd = self.systemctl().arg("daemon-reload");
-            self.runner.run_checked(&cmd)?;
-            self.reload_needed.set(false);
+            if let Err(e) = self.runner.run_checked(&cmd) {
+                self.reload_needed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -183,7 +191,7 @@ impl<R: Runner> SystemdActivator<R> {
             changed |= remove_link(&wants_link)?;
         }
         if changed {
-            self.reload_needed.set(true);
+            self.reload_needed.store(true, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -195,7 +203,7 @@ impl<R: Runner> SystemdActivator<R> {
         let mut changed = remove_link(&target.join(unit))?;
         changed |= remove_link(&target.join(format!("{unit}.wants")))?;
         if changed {
-            self.reload_needed.set(true);
+            self.reload_needed.store(true, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -294,8 +302,11 @@ impl<R: Runner> Activator for SystemdActivator<R> {
                 inst.name
             );
         }
-        self.install(profile, inst)?;
-        self.reload_if_needed()?;
+        {
+            let _linking = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.install(profile, inst)?;
+            self.reload_if_needed()?;
+        }
         let cmd = self.systemctl().arg("start").arg(unit).timeout(JOB_TIMEOUT);
         let out = self.runner.run(&cmd)?;
         if !out.success() {
