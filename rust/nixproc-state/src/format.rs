@@ -58,6 +58,47 @@ pub struct SnapshotManifest {
     pub recipients: Vec<String>,
     /// e.g. `zstd-3`.
     pub compression: String,
+    /// The stored `secret.json.age` (or `secret.json` when unencrypted):
+    /// its ciphertext digest, so a keyless verify covers it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<FileEntry>,
+}
+
+/// A file of an object that is not a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl SnapshotManifest {
+    /// Parses a `manifest.json`, refusing formats this version does not
+    /// know (a newer nixproc wrote it) with a message saying so.
+    pub fn parse(text: &str) -> anyhow::Result<SnapshotManifest> {
+        #[derive(Deserialize)]
+        struct Probe {
+            format: Option<serde_json::Value>,
+        }
+        let probe: Probe = serde_json::from_str(text)
+            .map_err(|e| anyhow::anyhow!("not a snapshot manifest (invalid JSON: {e})"))?;
+        match probe.format {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(FORMAT_VERSION)) => {
+            }
+            Some(f) => anyhow::bail!(
+                "snapshot format {f} is not supported by this nixproc (it reads format \
+                 {FORMAT_VERSION}); a newer nixproc wrote it"
+            ),
+            None => anyhow::bail!("not a snapshot manifest (no `format` field)"),
+        }
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("invalid snapshot manifest: {e}"))
+    }
+
+    /// The manifest as written to disk (pretty JSON, trailing newline).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("manifest serializes") + "\n"
+    }
 }
 
 /// One captured unit inside an object.
@@ -83,4 +124,64 @@ pub struct SecretManifest {
     pub plaintext_sha256: BTreeMap<String, String>,
     /// unit → plaintext size in bytes.
     pub plaintext_size: BTreeMap<String, u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SnapshotManifest {
+        SnapshotManifest {
+            format: FORMAT_VERSION,
+            id: "20260512T101500Z-web-0011aabb".into(),
+            instance: "web".into(),
+            reason: Reason::PreSwitch,
+            tag: None,
+            created: "2026-05-12T10:15:00Z".into(),
+            tool: "nixproc 0.1.0".into(),
+            revision: "abc".into(),
+            profile: None,
+            generation: Some(4),
+            next_revision: None,
+            schema: Some("v1".into()),
+            units: BTreeMap::from([(
+                "files".to_string(),
+                UnitEntry {
+                    kind: "directory".into(),
+                    file: "unit-files.tar.zst.age".into(),
+                    sha256: "00".into(),
+                    size: 1,
+                },
+            )]),
+            recipients: vec!["age1x".into()],
+            compression: "zstd-3".into(),
+            secret: None,
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let m = sample();
+        let text = m.to_json();
+        assert!(text.contains("\"reason\": \"pre-switch\""));
+        assert!(text.contains("\"type\": \"directory\""));
+        assert_eq!(SnapshotManifest::parse(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn unknown_format_is_refused_clearly() {
+        let text = sample().to_json().replace("\"format\": 1", "\"format\": 7");
+        let e = SnapshotManifest::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("snapshot format 7 is not supported"), "{e}");
+        let e = SnapshotManifest::parse("{}").unwrap_err().to_string();
+        assert!(e.contains("no `format` field"), "{e}");
+        let e = SnapshotManifest::parse("nope").unwrap_err().to_string();
+        assert!(e.contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn unknown_reason_is_an_error() {
+        let text = sample().to_json().replace("pre-switch", "whenever");
+        assert!(SnapshotManifest::parse(&text).is_err());
+    }
 }
