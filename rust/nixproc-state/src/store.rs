@@ -753,12 +753,21 @@ impl StateStore {
                 true,
             )
             .map_err(damaged)?;
-            let st = adapter.stage(&ctx, &mut r.reader).map_err(|e| {
-                anyhow!(
-                    "restoring unit {name} of snapshot {id} failed while staging, before \
-                     anything live was touched: {e:#}"
-                )
-            })?;
+            let st = match adapter.stage(&ctx, &mut r.reader) {
+                Ok(st) => st,
+                Err(e) => {
+                    // A damaged file shows as a failure of whatever read
+                    // it: the digests tell the two apart.
+                    let e = match r.finish(entry, &secret, name) {
+                        Err(d) => damaged(anyhow!("{d:#} ({e:#})")),
+                        Ok(()) => anyhow!(
+                            "restoring unit {name} of snapshot {id} failed while staging, \
+                             before anything live was touched: {e:#}"
+                        ),
+                    };
+                    return Err(e);
+                }
+            };
             r.finish(entry, &secret, name).map_err(damaged)?;
             staged.push((name.to_string(), st, unit_scratch));
         }
@@ -999,12 +1008,16 @@ impl StateStore {
         files.extend(m.units.values().map(|u| u.file.clone()));
         let mut b = tar::Builder::new(out);
         for f in files {
-            check_file_name(&f)?;
+            if f != "manifest.json" {
+                check_file_name(&f)?;
+            }
             let path = dir.join(&f);
             let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Regular);
             h.set_mode(0o600);
+            h.set_uid(0);
+            h.set_gid(0);
             h.set_size(file.metadata()?.len());
             h.set_mtime(0);
             b.append_data(
