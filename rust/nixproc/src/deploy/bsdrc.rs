@@ -450,6 +450,7 @@ mod tests {
             activator: act,
             progress: &progress,
             hooks: &crate::deploy::engine::NoHooks,
+            jobs: 1,
         };
         execute(&p, &ctx).map(|_| ())
     }

@@ -470,6 +470,7 @@ mod tests {
             activator: act,
             progress: &progress,
             hooks: &crate::deploy::engine::NoHooks,
+            jobs: 1,
         };
         execute(&plan(old_m, new.1), &ctx)?;
         act.finish(new.0, new.1)?;

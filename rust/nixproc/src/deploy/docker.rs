@@ -656,6 +656,7 @@ mod tests {
             activator: act,
             progress: &progress,
             hooks: &crate::deploy::engine::NoHooks,
+            jobs: 1,
         };
         match execute(&plan(old_m, new.1), &ctx) {
             Ok(_) => {

@@ -13,10 +13,27 @@
 //!
 //! Either way the error carries the partial result ([`Report`]), including
 //! what is running now, so the caller knows the real state.
+//!
+//! Parallelism ([`Context::jobs`]): within a phase, independent steps run
+//! concurrently on up to `jobs` threads, along the dependency DAG:
+//! * a stop begins once every instance depending on it (old manifest) that
+//!   this plan stops has stopped;
+//! * a start begins once every dependency of it that this plan starts has
+//!   started *and is ready* (its readiness checks passed, see
+//!   [`super::readiness`]); a readiness timeout is a failed start.
+//!
+//! Only edges to steps earlier in the plan count, so with `jobs = 1` the
+//! steps run exactly in plan order. The first failure stops scheduling; the
+//! steps already running finish; then the rollback runs sequentially
+//! (new versions stopped in reverse completion order, the old ones started
+//! in reverse stop-completion order — both respect the dependencies,
+//! because a step only began after its prerequisites completed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
 
 use anyhow::anyhow;
 use serde::Serialize;
@@ -24,6 +41,7 @@ use serde::Serialize;
 use super::activator::Activator;
 use super::plan::{Action, Plan, PlanItem, Reason, Side, Skipped};
 use super::progress::{Event, Progress};
+use super::readiness::{wait_ready, ProbeContext};
 
 /// A hook's refusal: which instance and why. The switch treats it like a
 /// failed step of that instance and rolls back.
@@ -69,6 +87,8 @@ pub struct Context<'a> {
     pub activator: &'a dyn Activator,
     pub progress: &'a dyn Progress,
     pub hooks: &'a dyn PhaseHooks,
+    /// At most this many stops or starts at once (0 counts as 1).
+    pub jobs: usize,
 }
 
 /// One stop or start that was done.
@@ -274,11 +294,17 @@ struct Run<'a, 'p> {
     plan: &'p Plan,
     report: Report,
     running: BTreeMap<String, String>,
+    /// Stops that succeeded, in completion order.
     stopped: Vec<&'p PlanItem>,
+    /// Starts that succeeded (and were ready), in completion order.
     started: Vec<&'p PlanItem>,
+    /// Starts that failed besides the first failure, while it was being
+    /// handled: they get a cleanup stop too.
+    also_failed: Vec<&'p PlanItem>,
 }
 
-/// Executes `plan`: stops (in plan order), then starts (in plan order).
+/// Executes `plan`: stops, then starts, each phase along the dependency
+/// DAG with up to `ctx.jobs` steps at once.
 pub fn execute(plan: &Plan, ctx: &Context<'_>) -> Result<Report, DeployError> {
     if !plan.stops.is_empty() && ctx.old_profile.is_none() {
         return Err(anyhow!(
@@ -306,11 +332,19 @@ pub fn execute(plan: &Plan, ctx: &Context<'_>) -> Result<Report, DeployError> {
             .collect(),
         stopped: Vec::new(),
         started: Vec::new(),
+        also_failed: Vec::new(),
     };
     for s in &plan.skipped {
         ctx.progress.event(&Event::Skipping {
             name: &s.name,
             reason: &s.reason,
+        });
+    }
+    if !plan.is_empty() {
+        ctx.progress.event(&Event::Plan {
+            stops: plan.stops.len(),
+            starts: plan.starts.len(),
+            jobs: ctx.jobs.max(1),
         });
     }
     run.stops()?;
@@ -322,6 +356,130 @@ pub fn execute(plan: &Plan, ctx: &Context<'_>) -> Result<Report, DeployError> {
         return Err(run.fail_hook(Action::Start, f));
     }
     Ok(run.finish())
+}
+
+/// How one step of a phase ended.
+enum Outcome {
+    Done,
+    /// Failed, but the switch goes on (stop of a removed instance).
+    Warned(String),
+    Failed(anyhow::Error),
+}
+
+/// For each item, the indices of earlier items that must complete before
+/// it begins. `edges(i)` names the instances item `i` waits for (stops:
+/// its dependents; starts: its dependencies); only items earlier in the
+/// list count, which keeps the graph acyclic and `jobs = 1` in plan order.
+fn prerequisites(items: &[PlanItem], waits_for: &HashMap<&str, Vec<&str>>) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.name.as_str(), i))
+        .collect();
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let mut pre: Vec<usize> = waits_for
+                .get(it.name.as_str())
+                .into_iter()
+                .flatten()
+                .filter_map(|n| index.get(n).copied())
+                .filter(|&j| j < i)
+                .collect();
+            pre.sort_unstable();
+            pre.dedup();
+            pre
+        })
+        .collect()
+}
+
+struct Queue {
+    /// Items whose prerequisites completed, not yet begun (smallest index
+    /// first: plan order).
+    ready: BTreeSet<usize>,
+    /// Prerequisites not yet completed, per item.
+    waiting: Vec<usize>,
+    running: usize,
+    failed: bool,
+    /// Completed items in completion order.
+    done: Vec<(usize, Outcome)>,
+}
+
+/// Runs `step` on every item along the DAG `pre` with at most `jobs` at
+/// once; stops scheduling after the first [`Outcome::Failed`]. Returns the
+/// completed items in completion order.
+fn run_phase(
+    items: &[PlanItem],
+    pre: &[Vec<usize>],
+    jobs: usize,
+    step: &(dyn Fn(&PlanItem) -> Outcome + Sync),
+) -> Vec<(usize, Outcome)> {
+    let n = items.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, p) in pre.iter().enumerate() {
+        for &j in p {
+            dependents[j].push(i);
+        }
+    }
+    let queue = Mutex::new(Queue {
+        ready: (0..n).filter(|&i| pre[i].is_empty()).collect(),
+        waiting: pre.iter().map(Vec::len).collect(),
+        running: 0,
+        failed: false,
+        done: Vec::with_capacity(n),
+    });
+    let wake = Condvar::new();
+    let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
+    let worker = || loop {
+        let mut q = lock();
+        let i = loop {
+            if q.failed {
+                return;
+            }
+            if let Some(i) = q.ready.pop_first() {
+                break i;
+            }
+            if q.running == 0 {
+                // Nothing runs that could make more items ready.
+                return;
+            }
+            q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        };
+        q.running += 1;
+        drop(q);
+        let outcome = step(&items[i]);
+        let mut q = lock();
+        q.running -= 1;
+        match outcome {
+            Outcome::Failed(_) => q.failed = true,
+            _ => {
+                for &d in &dependents[i] {
+                    q.waiting[d] -= 1;
+                    if q.waiting[d] == 0 {
+                        q.ready.insert(d);
+                    }
+                }
+            }
+        }
+        q.done.push((i, outcome));
+        drop(q);
+        wake.notify_all();
+    };
+    let threads = jobs.clamp(1, n);
+    if threads == 1 {
+        worker();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(worker);
+            }
+        });
+    }
+    queue.into_inner().unwrap_or_else(|e| e.into_inner()).done
 }
 
 impl<'a, 'p> Run<'a, 'p> {
@@ -348,54 +506,128 @@ impl<'a, 'p> Run<'a, 'p> {
 
     fn stops(&mut self) -> Result<(), DeployError> {
         let plan = self.plan;
-        for item in &plan.stops {
-            self.ctx.progress.event(&Event::Stopping {
+        let ctx = self.ctx;
+        let old_profile = self.old_profile();
+        // A stop waits for the instances that depend on it.
+        let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+        for it in &plan.stops {
+            for d in &it.instance.dependencies {
+                dependents.entry(d.as_str()).or_default().push(&it.name);
+            }
+        }
+        let pre = prerequisites(&plan.stops, &dependents);
+        let step = |item: &PlanItem| {
+            ctx.progress.event(&Event::Stopping {
                 name: &item.name,
                 reason: &item.reason,
             });
-            match self.ctx.activator.stop(self.old_profile(), &item.instance) {
+            let t0 = Instant::now();
+            match ctx.activator.stop(old_profile, &item.instance) {
                 Ok(()) => {
+                    ctx.progress.event(&Event::Done {
+                        action: Action::Stop,
+                        name: &item.name,
+                        after: t0.elapsed(),
+                    });
+                    Outcome::Done
+                }
+                // Not restarted by a rollback, not in the new
+                // configuration: nixproc no longer tracks it.
+                Err(e) if item.reason == Reason::Removed => Outcome::Warned(format!(
+                    "stopping {} (removed) failed; it may already have been stopped: {e:#}",
+                    item.name
+                )),
+                Err(e) => Outcome::Failed(e),
+            }
+        };
+        let done = run_phase(&plan.stops, &pre, ctx.jobs, &step);
+        let mut failure = None;
+        for (i, outcome) in done {
+            let item = &plan.stops[i];
+            match outcome {
+                Outcome::Done => {
                     self.running.remove(&item.name);
                     self.stopped.push(item);
                     self.report.stopped.push(Self::step(item));
                 }
-                Err(e) if item.reason == Reason::Removed => {
-                    // Not restarted by a rollback, not in the new
-                    // configuration: nixproc no longer tracks it.
+                Outcome::Warned(w) => {
                     self.running.remove(&item.name);
-                    self.warn(format!(
-                        "stopping {} (removed) failed; it may already have been stopped: {e:#}",
-                        item.name
-                    ));
+                    self.warn(w);
                 }
-                Err(e) => return Err(self.fail(item, e, true)),
+                Outcome::Failed(e) if failure.is_none() => failure = Some((item, e)),
+                Outcome::Failed(e) => self.warn(format!(
+                    "stopping {} ({}) failed as well: {e:#}",
+                    item.name, item.reason
+                )),
             }
         }
-        Ok(())
+        match failure {
+            Some((item, e)) => Err(self.fail(item, e, true)),
+            None => Ok(()),
+        }
     }
 
     fn starts(&mut self) -> Result<(), DeployError> {
         let plan = self.plan;
-        for item in &plan.starts {
-            self.ctx.progress.event(&Event::Starting {
+        let ctx = self.ctx;
+        let dependencies: HashMap<&str, Vec<&str>> = plan
+            .starts
+            .iter()
+            .map(|it| {
+                let deps = it.instance.dependencies.iter().map(String::as_str);
+                (it.name.as_str(), deps.collect())
+            })
+            .collect();
+        let pre = prerequisites(&plan.starts, &dependencies);
+        let step = |item: &PlanItem| {
+            ctx.progress.event(&Event::Starting {
                 name: &item.name,
                 reason: &item.reason,
             });
-            match self
-                .ctx
-                .activator
-                .start(self.ctx.new_profile, &item.instance)
-            {
-                Ok(()) => {
+            let probe = match item.instance.readiness {
+                Some(_) => ProbeContext::before_start(&item.instance),
+                None => ProbeContext::default(),
+            };
+            let t0 = Instant::now();
+            if let Err(e) = ctx.activator.start(ctx.new_profile, &item.instance) {
+                return Outcome::Failed(e);
+            }
+            let after = t0.elapsed();
+            if let Err(e) = wait_ready(&item.instance, &probe, t0, ctx.progress) {
+                return Outcome::Failed(e);
+            }
+            ctx.progress.event(&Event::Done {
+                action: Action::Start,
+                name: &item.name,
+                after,
+            });
+            Outcome::Done
+        };
+        let done = run_phase(&plan.starts, &pre, ctx.jobs, &step);
+        let mut failure = None;
+        for (i, outcome) in done {
+            let item = &plan.starts[i];
+            match outcome {
+                Outcome::Done | Outcome::Warned(_) => {
                     self.running
                         .insert(item.name.clone(), item.instance.revision.clone());
                     self.started.push(item);
                     self.report.started.push(Self::step(item));
                 }
-                Err(e) => return Err(self.fail(item, e, true)),
+                Outcome::Failed(e) if failure.is_none() => failure = Some((item, e)),
+                Outcome::Failed(e) => {
+                    self.warn(format!(
+                        "starting {} ({}) failed as well: {e:#}",
+                        item.name, item.reason
+                    ));
+                    self.also_failed.push(item);
+                }
             }
         }
-        Ok(())
+        match failure {
+            Some((item, e)) => Err(self.fail(item, e, true)),
+            None => Ok(()),
+        }
     }
 
     /// Undoes this switch after a hook refused at the end of the `phase`.
@@ -458,6 +690,10 @@ impl<'a, 'p> Run<'a, 'p> {
         if item.action == Action::Start && cleanup {
             undo(self, Action::Stop, item, Side::New, true);
             started_new.push(item.name.clone());
+        }
+        for it in std::mem::take(&mut self.also_failed) {
+            undo(self, Action::Stop, it, Side::New, true);
+            started_new.push(it.name.clone());
         }
         let started = std::mem::take(&mut self.started);
         for it in started.iter().rev() {
@@ -553,6 +789,7 @@ mod tests {
                 activator: &act,
                 progress,
                 hooks: &crate::deploy::engine::NoHooks,
+                jobs: 1,
             };
             let result = execute(&plan(&self.old, &self.new), &ctx);
             (result, runner.lines(self.tmp.path()))
@@ -746,5 +983,434 @@ mod tests {
                 "rollback: starting nginx (old version)",
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod parallel {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use nixproc_core::lifecycle::{Readiness, ReadinessCheck};
+    use nixproc_core::manifest::{InstanceEntry, Manifest};
+
+    use super::*;
+    use crate::deploy::activator::InstanceStatus;
+    use crate::deploy::plan::plan;
+    use crate::deploy::progress::RecordingProgress;
+    use crate::deploy::testutil::{inst, manifest};
+
+    /// One call of the fake activator: which, on which side, when.
+    #[derive(Debug, Clone)]
+    struct Call {
+        action: Action,
+        name: String,
+        profile: PathBuf,
+        begin: Instant,
+        end: Instant,
+    }
+
+    /// An activator whose steps sleep; records every call with its begin
+    /// and end, and the highest number of calls at once.
+    #[derive(Default)]
+    struct Timed {
+        delay: HashMap<String, Duration>,
+        default_delay: Duration,
+        fail_start: Option<String>,
+        /// Appends `<name> ready` to this file this long after the start.
+        ready_line: HashMap<String, (PathBuf, Duration)>,
+        calls: Mutex<Vec<Call>>,
+        now: AtomicUsize,
+        max: AtomicUsize,
+    }
+
+    impl Timed {
+        fn step(&self, action: Action, profile: &Path, inst: &InstanceEntry) -> anyhow::Result<()> {
+            let begin = Instant::now();
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(*self.delay.get(&inst.name).unwrap_or(&self.default_delay));
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            self.calls.lock().unwrap().push(Call {
+                action,
+                name: inst.name.clone(),
+                profile: profile.to_path_buf(),
+                begin,
+                end: Instant::now(),
+            });
+            if action == Action::Start {
+                if self.fail_start.as_deref() == Some(inst.name.as_str())
+                    && profile.ends_with("new")
+                {
+                    anyhow::bail!("{} would not start", inst.name);
+                }
+                if let Some((file, after)) = self.ready_line.get(&inst.name) {
+                    let (file, after, name) = (file.clone(), *after, inst.name.clone());
+                    std::thread::spawn(move || {
+                        std::thread::sleep(after);
+                        let mut f = std::fs::OpenOptions::new()
+                            .append(true)
+                            .create(true)
+                            .open(file)
+                            .unwrap();
+                        std::io::Write::write_all(&mut f, format!("{name} ready\n").as_bytes())
+                            .unwrap();
+                    });
+                }
+            }
+            Ok(())
+        }
+
+        fn calls(&self) -> Vec<Call> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn call(&self, action: Action, name: &str) -> Call {
+            self.calls()
+                .into_iter()
+                .find(|c| c.action == action && c.name == name)
+                .unwrap_or_else(|| panic!("no {action} of {name}"))
+        }
+    }
+
+    impl Activator for Timed {
+        fn process_manager(&self) -> &str {
+            "sysvinit"
+        }
+        fn start(&self, profile: &Path, inst: &InstanceEntry) -> anyhow::Result<()> {
+            self.step(Action::Start, profile, inst)
+        }
+        fn stop(&self, profile: &Path, inst: &InstanceEntry) -> anyhow::Result<()> {
+            self.step(Action::Stop, profile, inst)
+        }
+        fn status(&self, _: &Path, _: &InstanceEntry) -> anyhow::Result<InstanceStatus> {
+            Ok(InstanceStatus::Running)
+        }
+    }
+
+    fn exec(
+        act: &Timed,
+        old: &Manifest,
+        new: &Manifest,
+        jobs: usize,
+    ) -> (Result<Report, DeployError>, RecordingProgress) {
+        let progress = RecordingProgress::default();
+        let ctx = Context {
+            old_profile: Some(Path::new("/old")),
+            new_profile: Path::new("/new"),
+            activator: act,
+            progress: &progress,
+            hooks: &NoHooks,
+            jobs,
+        };
+        (execute(&plan(old, new), &ctx), progress)
+    }
+
+    fn empty() -> Manifest {
+        manifest(vec![])
+    }
+
+    fn independent(n: usize, rev: &str) -> Manifest {
+        manifest(
+            (0..n)
+                .map(|i| inst(&format!("webapp{i:03}"), rev, &[]))
+                .collect(),
+        )
+    }
+
+    /// The issue's reference workload: chains of 10 (webapp i depends on
+    /// webapp i-1 unless i-1 is a multiple of 10) and a proxy on all.
+    fn chains(n: usize, rev: &str) -> Manifest {
+        let mut v: Vec<InstanceEntry> = (1..=n)
+            .map(|i| {
+                let dep = format!("webapp{}", i - 1);
+                let deps: Vec<&str> = if i > 1 && (i - 1) % 10 != 0 {
+                    vec![&dep]
+                } else {
+                    vec![]
+                };
+                inst(&format!("webapp{i}"), rev, &deps)
+            })
+            .collect();
+        let names: Vec<String> = v.iter().map(|e| e.name.clone()).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        v.push(inst("nginx", rev, &refs));
+        manifest(v)
+    }
+
+    #[test]
+    fn hundred_independent_half_second_starts_finish_well_under_ten_seconds() {
+        let act = Timed {
+            default_delay: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let began = Instant::now();
+        let (r, progress) = exec(&act, &empty(), &independent(100, "1"), 32);
+        let took = began.elapsed();
+        let report = r.unwrap();
+        assert_eq!(report.started.len(), 100);
+        assert_eq!(report.running.len(), 100);
+        // The issue's bound (sequential would be 50 s); 4 rounds of 0.5 s.
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        assert_eq!(act.max.load(Ordering::SeqCst), 32);
+        eprintln!("100 × 0.5 s starts with 32 jobs: {took:?}");
+        assert_eq!(
+            progress.all_lines()[0],
+            "0 to stop, 100 to start (32 at a time)"
+        );
+    }
+
+    #[test]
+    fn dependency_order_is_never_violated() {
+        let mut act = Timed {
+            default_delay: Duration::from_millis(3),
+            ..Default::default()
+        };
+        // Uneven durations so completion order differs from plan order.
+        for i in (1..=40).step_by(3) {
+            act.delay
+                .insert(format!("webapp{i}"), Duration::from_millis(15));
+        }
+        let v1 = chains(40, "1");
+        let (r, _) = exec(&act, &empty(), &v1, 8);
+        r.unwrap();
+        let check_starts = |act: &Timed, m: &Manifest| {
+            for e in &m.instances {
+                let me = act.call(Action::Start, &e.name);
+                for d in &e.dependencies {
+                    let dep = act.call(Action::Start, d);
+                    assert!(dep.end <= me.begin, "{} started before {d} was up", e.name);
+                }
+            }
+        };
+        check_starts(&act, &v1);
+        assert!(act.max.load(Ordering::SeqCst) > 1, "ran in parallel");
+        // Upgrade of everything: stops wait for their dependents.
+        let act2 = Timed {
+            delay: act.delay.clone(),
+            default_delay: Duration::from_millis(3),
+            ..Default::default()
+        };
+        let v2 = chains(40, "2");
+        let (r, _) = exec(&act2, &v1, &v2, 8);
+        let report = r.unwrap();
+        for e in &v1.instances {
+            let me = act2.call(Action::Stop, &e.name);
+            for d in &e.dependencies {
+                let dep = act2.call(Action::Stop, d);
+                assert!(
+                    me.end <= dep.begin,
+                    "{d} stopped before its dependent {}",
+                    e.name
+                );
+            }
+        }
+        check_starts(&act2, &v2);
+        let last_stop = act2
+            .calls()
+            .iter()
+            .filter(|c| c.action == Action::Stop)
+            .map(|c| c.end)
+            .max()
+            .unwrap();
+        let first_start = act2
+            .calls()
+            .iter()
+            .filter(|c| c.action == Action::Start)
+            .map(|c| c.begin)
+            .min()
+            .unwrap();
+        assert!(last_stop <= first_start, "phases do not overlap");
+        // `running` stays sorted whatever the completion order.
+        let names: Vec<&str> = report.running.iter().map(|a| a.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn one_job_is_sequential_in_plan_order() {
+        let act = Timed::default();
+        let v1 = chains(15, "1");
+        let (r, _) = exec(&act, &empty(), &v1, 1);
+        r.unwrap();
+        assert_eq!(act.max.load(Ordering::SeqCst), 1);
+        let order: Vec<String> = act.calls().into_iter().map(|c| c.name).collect();
+        let planned: Vec<String> = plan(&empty(), &v1)
+            .starts
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(order, planned);
+        let act = Timed {
+            default_delay: Duration::from_millis(20),
+            ..Default::default()
+        };
+        exec(&act, &empty(), &independent(12, "1"), 4).0.unwrap();
+        assert_eq!(act.max.load(Ordering::SeqCst), 4, "at most `jobs` at once");
+    }
+
+    #[test]
+    fn a_failure_in_the_middle_stops_scheduling_and_rolls_back() {
+        let v1 = chains(30, "1");
+        let v2 = chains(30, "2");
+        let act = Timed {
+            default_delay: Duration::from_millis(5),
+            fail_start: Some("webapp13".into()),
+            ..Default::default()
+        };
+        let (r, _) = exec(&act, &v1, &v2, 6);
+        let err = r.unwrap_err();
+        let DeployError::Activation(failure) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(failure.failed.name, "webapp13");
+        assert_eq!(failure.failed.error, "webapp13 would not start");
+        assert!(failure.restored(), "{err}");
+        // The old versions run again, all of them.
+        let running: Vec<String> = failure
+            .report
+            .running
+            .iter()
+            .map(|a| format!("{}-{}", a.name, a.revision))
+            .collect();
+        let mut want: Vec<String> = v1
+            .instances
+            .iter()
+            .map(|e| format!("{}-1", e.name))
+            .collect();
+        want.sort();
+        assert_eq!(running, want);
+        // webapp14 depends on webapp13: never started; nginx neither.
+        let calls = act.calls();
+        let new_starts = |n: &str| {
+            calls
+                .iter()
+                .filter(|c| c.action == Action::Start && c.name == n && c.profile.ends_with("new"))
+                .count()
+        };
+        assert_eq!(new_starts("webapp14"), 0);
+        assert_eq!(new_starts("nginx"), 0);
+        // Every new version that started was stopped again, before any old
+        // version was started; the old ones restart in dependency order.
+        let started_new: Vec<&Call> = calls
+            .iter()
+            .filter(|c| c.action == Action::Start && c.profile.ends_with("new"))
+            .collect();
+        let restarted_old: Vec<&Call> = calls
+            .iter()
+            .filter(|c| c.action == Action::Start && c.profile.ends_with("old"))
+            .collect();
+        assert_eq!(restarted_old.len(), v1.instances.len());
+        let first_old = restarted_old.iter().map(|c| c.begin).min().unwrap();
+        for s in &started_new {
+            let stopped_again = calls.iter().any(|c| {
+                c.action == Action::Stop
+                    && c.name == s.name
+                    && c.profile.ends_with("new")
+                    && c.end <= first_old
+            });
+            assert!(
+                stopped_again,
+                "{} (new) not stopped before the old ones",
+                s.name
+            );
+        }
+        for e in &v1.instances {
+            let me = restarted_old.iter().find(|c| c.name == e.name).unwrap();
+            for d in &e.dependencies {
+                let dep = restarted_old.iter().find(|c| &c.name == d).unwrap();
+                assert!(
+                    dep.end <= me.begin,
+                    "rollback started {} before {d}",
+                    e.name
+                );
+            }
+        }
+    }
+
+    fn with_log_readiness(mut e: InstanceEntry, log: &Path, timeout: u64) -> InstanceEntry {
+        e.readiness = Some(Readiness {
+            checks: vec![ReadinessCheck::LogLine {
+                file: Some(log.to_string_lossy().into()),
+                contains: format!("{} ready", e.name),
+            }],
+            timeout,
+            interval: 20,
+        });
+        e
+    }
+
+    #[test]
+    fn a_dependent_starts_only_when_its_dependency_is_ready() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("db.log");
+        let db = with_log_readiness(inst("db", "1", &[]), &log, 20);
+        let m = manifest(vec![db, inst("web", "1", &["db"]), inst("other", "1", &[])]);
+        let act = Timed {
+            ready_line: [("db".to_string(), (log.clone(), Duration::from_millis(400)))].into(),
+            ..Default::default()
+        };
+        let (r, progress) = exec(&act, &empty(), &m, 4);
+        r.unwrap();
+        let db_start = act.call(Action::Start, "db");
+        let web = act.call(Action::Start, "web");
+        let other = act.call(Action::Start, "other");
+        assert!(
+            web.begin >= db_start.end + Duration::from_millis(400),
+            "web began {:?} after db's start returned",
+            web.begin - db_start.end
+        );
+        assert!(
+            other.begin < db_start.end + Duration::from_millis(400),
+            "independent of db"
+        );
+        let lines = progress.all_lines();
+        let pos = |prefix: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+        };
+        assert!(
+            pos("waiting for db to be ready (log-line \"db ready\" in ") < pos("db is ready (")
+        );
+        assert!(pos("db is ready (") < pos("starting web"));
+    }
+
+    #[test]
+    fn a_readiness_timeout_fails_the_start_and_rolls_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("db.log");
+        let old = manifest(vec![inst("db", "1", &[]), inst("web", "1", &["db"])]);
+        let new = manifest(vec![
+            with_log_readiness(inst("db", "2", &[]), &log, 1),
+            inst("web", "1", &["db"]),
+        ]);
+        let act = Timed::default();
+        let (r, _) = exec(&act, &old, &new, 4);
+        let err = r.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "starting db (changed) failed: db is not ready: log-line \"db ready\" in {}: \
+                 no such file or directory after 1 s\n",
+                log.display()
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with(
+                "rolled back: stopped db (new, cleanup), started db (old), started web (old)\n\
+                 the previous generation's processes are running again"
+            ),
+            "{msg}"
+        );
+        assert!(act
+            .calls()
+            .iter()
+            .all(|c| !(c.name == "web" && c.profile.ends_with("new"))));
     }
 }

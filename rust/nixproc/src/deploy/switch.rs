@@ -261,6 +261,7 @@ impl<'a> Switch<'a> {
                 Some(b) => b,
                 None => &NoHooks,
             },
+            jobs: self.jobs,
         };
         self.activator
             .prepare(&prepared.new_profile, &prepared.new_manifest)

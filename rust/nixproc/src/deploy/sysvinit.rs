@@ -172,6 +172,7 @@ mod tests {
             activator: &act,
             progress: &progress,
             hooks: &crate::deploy::engine::NoHooks,
+            jobs: 1,
         };
         execute(&p, &ctx).unwrap();
         assert_eq!(
@@ -192,6 +193,7 @@ mod tests {
             activator: &act,
             progress: &progress,
             hooks: &crate::deploy::engine::NoHooks,
+            jobs: 1,
         };
         let report = execute(&p, &ctx).unwrap();
         assert_eq!(
@@ -242,6 +244,7 @@ mod tests {
             activator: &act,
             progress: &progress,
             hooks: &crate::deploy::engine::NoHooks,
+            jobs: 1,
         };
         let err = execute(&plan(&old, &new), &ctx).unwrap_err();
         assert_eq!(
@@ -303,6 +306,7 @@ mod tests {
             activator: &act,
             progress: &progress,
             hooks: &crate::deploy::engine::NoHooks,
+            jobs: 1,
         };
         let report = execute(&p, &ctx).unwrap();
         assert_eq!(log_lines(&log), ["webapp1-1 start"]);

@@ -29,6 +29,7 @@ pub(crate) fn switch(
         activator: act,
         progress: &progress,
         hooks: &crate::deploy::engine::NoHooks,
+        jobs: 1,
     };
     execute(&plan(old_m, new.1), &ctx)?;
     act.finish(new.0, new.1)?;
