@@ -21,7 +21,7 @@ in
       majors = if builtins.pathExists base then builtins.attrNames (builtins.readDir base) else [ ];
       newest = builtins.foldl' (a: b: if a == null || builtins.compareVersions b a > 0 then b else a) null majors;
       bin = "/usr/lib/postgresql/${newest}/bin";
-      programs = [ "postgres" "initdb" "pg_ctl" "pg_isready" "pg_dump" "pg_dumpall" "psql" "createdb" ];
+      programs = [ "postgres" "initdb" "pg_ctl" "pg_isready" "pg_dump" "pg_dumpall" "pg_restore" "psql" "createdb" "dropdb" ];
     in
     if newest == null then throw "host-pkgs.nix: PostgreSQL is not installed (no /usr/lib/postgresql/<major>)"
     else nixproc.mkHostPackage {
@@ -29,6 +29,11 @@ in
       bins = builtins.listToAttrs (map (p: { name = p; value = "${bin}/${p}"; })
         (builtins.filter (p: builtins.pathExists "${bin}/${p}") programs));
     };
+
+  python3 = nixproc.mkHostPackage {
+    name = "python3";
+    bins.python3 = "/usr/bin/python3";
+  };
 
   webapp = import ./webapp { inherit (nixproc) mkDerivation; };
 }

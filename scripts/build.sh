@@ -7,6 +7,8 @@
 #   webapp                   the example web application
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CARGO_TARGET_DIR is honoured (the outputs then land in $CARGO_TARGET_DIR/release).
+out="${CARGO_TARGET_DIR:-target}/release"
 
 # --quiet: errors and warnings only; a failure stops here (set -e), so a
 # stale binary from an earlier build is never tested by mistake.
@@ -14,8 +16,8 @@ cargo build --release --locked --quiet
 
 # crt-static cannot apply to the cdylib, so the builder is a separate rustc run.
 cargo rustc --release --locked --quiet -p nixproc-builder --bin nixproc-builder -- -C target-feature=+crt-static
-if ! ldd target/release/nixproc-builder 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; then
-    echo "build.sh: target/release/nixproc-builder is not statically linked" >&2
+if ! ldd "$out/nixproc-builder" 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; then
+    echo "build.sh: $out/nixproc-builder is not statically linked" >&2
     exit 1
 fi
 
@@ -31,6 +33,6 @@ for name in nixproc-build nixproc-init-state \
     nixproc-docker-switch nixproc-docker-deploy \
     nixproc-disnix-switch nixproc-disnix-deploy \
     nixproc-id-assign nixproc-generate-config; do
-    ln -sfn nixproc "target/release/$name"
+    ln -sfn nixproc "$out/$name"
 done
-echo "build.sh: built $(pwd)/target/release/{nixproc,libnixproc_plugin.so,nixproc-builder,webapp}" >&2
+echo "build.sh: built $(realpath "$out")/{nixproc,libnixproc_plugin.so,nixproc-builder,webapp}" >&2

@@ -6,8 +6,10 @@
 { instanceSuffix ? ""
 , instanceName ? "postgresql${instanceSuffix}"
 , port ? 5432
-  # Addresses to listen on besides the unix socket.
+  # Addresses to listen on besides the unix socket ("" for none).
 , listenAddresses ? "127.0.0.1"
+  # Name of the superuser role initdb creates (default: the account running it).
+, superUser ? null
 }:
 
 # Inter-dependencies (Disnix); {} in a processes model.
@@ -41,7 +43,7 @@ createManagedProcess {
       chown ${user}:${group} ${dataDir} ${socketDir}
     ''}
     if [ ! -e ${dataDir}/PG_VERSION ]; then
-      ${asUser}${postgresql}/bin/initdb -D ${dataDir} --no-locale -E UTF8 --auth=trust >/dev/null
+      ${asUser}${postgresql}/bin/initdb -D ${dataDir} --no-locale -E UTF8 --auth=trust ${if superUser == null then "" else "-U ${superUser}"} >/dev/null
     fi
   '';
 

@@ -8,7 +8,7 @@
 //! backend constructor. They are split off the argument before the backend
 //! generator sees it ([`split`]) and attached to the generated package
 //! afterwards ([`Lifecycle::attach`]): the state declaration becomes
-//! `etc/nixproc/state.json` in the package (so changing it is a change of
+//! `etc/nixproc/state/<name>.json` in the package (so changing it is a change of
 //! the process) and both land in the profile manifest entry.
 //!
 //! No secrets: database credentials are *paths* to files outside the store
@@ -26,8 +26,11 @@ use crate::value::Value;
 /// The argument keys handled here, on every constructor.
 pub const LIFECYCLE_KEYS: &[&str] = &["state", "schema", "rollback", "readiness"];
 
-/// Where the state declaration is written inside a process package.
-pub const STATE_FILE: &str = "etc/nixproc/state.json";
+/// Where the state declaration is written inside a process package (one
+/// file per process: packages are merged into one profile).
+pub fn state_file(process_name: &str) -> String {
+    format!("etc/nixproc/state/{process_name}.json")
+}
 
 /// The state of one process instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,7 +565,7 @@ impl Lifecycle {
         if let Some(state) = &self.state {
             let text = serde_json::to_string_pretty(state).expect("state serializes") + "\n";
             files.push(FileSpec {
-                path: STATE_FILE.to_string(),
+                path: state_file(&name),
                 text,
                 mode: 0o444,
             });

@@ -77,7 +77,11 @@ fn state_reaches_manifest_and_package_file() {
     assert_eq!(state.schema.as_ref().unwrap().version, "v2");
     assert_eq!(state.units["uploads"].consistency, Consistency::Stop);
     assert_eq!(state.units["db"].consistency, Consistency::Online);
-    let file = spec.files.iter().find(|f| f.path == STATE_FILE).unwrap();
+    let file = spec
+        .files
+        .iter()
+        .find(|f| f.path == "etc/nixproc/state/webapp.json")
+        .unwrap();
     let back: StateSpec = serde_json::from_str(&file.text).unwrap();
     assert_eq!(back, state);
     insta::assert_snapshot!(file.text);
