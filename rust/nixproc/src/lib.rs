@@ -3,4 +3,7 @@ pub mod generate_config;
 pub mod generations;
 pub mod id_assign;
 pub mod lock;
+pub mod logs;
 pub mod state_dirs;
+pub mod status;
+pub mod stateful;
