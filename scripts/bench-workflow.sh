@@ -86,7 +86,7 @@ for pm in "${backends[@]}"; do
         expr="$(profile_expr "$pm" "$n").drvPath"
         hf "$scratch/eval.json" "nix-instantiate ${plugin[*]} --option substituters '' -I nixproc=$root/nix --eval --strict -E '$expr'"
         read -r cpu wall < <(cpu_wall "$scratch/eval.json")
-        per=$(python3 -c "print('%.1f' % (max(0.0, $cpu - $empty_cpu) * 1e6 / $n))")
+        per=$(python3 -c "print('%.1f' % (max(0.0, $cpu - $zero_cpu) * 1e6 / $n))")
 
         build=- drvs=-
         if [ "$n" -le "$build_max" ]; then
