@@ -678,6 +678,13 @@ impl<'a, 'p> Run<'a, 'p> {
                     }
                     (Err(_), _) => {}
                 }
+                if result.is_ok() {
+                    ctx.progress.event(&Event::Restored {
+                        action,
+                        name: &it.name,
+                        side,
+                    });
+                }
                 rollback.push(RollbackStep {
                     action,
                     name: it.name.clone(),

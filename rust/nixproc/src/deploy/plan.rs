@@ -21,7 +21,7 @@ use std::fmt;
 use nixproc_core::manifest::{InstanceEntry, Manifest};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Stop,
@@ -64,7 +64,7 @@ impl fmt::Display for Reason {
 }
 
 /// Which profile an instance's version belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Side {
     Old,

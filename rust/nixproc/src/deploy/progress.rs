@@ -76,6 +76,12 @@ pub enum Event<'a> {
         name: &'a str,
         side: Side,
     },
+    /// A [`Event::Restoring`] step succeeded.
+    Restored {
+        action: Action,
+        name: &'a str,
+        side: Side,
+    },
     /// A user or group was created or removed (`what`: "created user",
     /// "removed group", …).
     Account {
@@ -149,6 +155,13 @@ impl fmt::Display for Event<'_> {
                 };
                 write!(f, "rollback: {verb} {name} ({side} version)")
             }
+            Event::Restored { action, name, side } => {
+                let past = match action {
+                    Action::Stop => "stopped",
+                    Action::Start => "started",
+                };
+                write!(f, "rollback: {past} {name} ({side} version)")
+            }
             Event::Account { what, name } => write!(f, "{what} {name}"),
             Event::Recorded {
                 profile,
@@ -215,7 +228,7 @@ impl Progress for RecordingProgress {
     fn event(&self, event: &Event<'_>) {
         let timing = matches!(
             event,
-            Event::Plan { .. } | Event::Done { .. } | Event::Ready { .. }
+            Event::Plan { .. } | Event::Done { .. } | Event::Ready { .. } | Event::Restored { .. }
         );
         self.lines
             .lock()

@@ -1,17 +1,39 @@
 //! A whole switch: lock the profile, find the old and new profile, plan,
 //! (init state,) execute, record the generation.
+//!
+//! Interrupted switches converge: before the first stop or start, a
+//! journal `<profile-dir>/<name>.switch.json` is written (a header line
+//! with the old and new profile, then one JSON line as each step begins
+//! and when it is done, rollback steps included); it is removed once the
+//! generation is recorded (or the rollback completed). A switch that finds
+//! a journal first replays it to learn what actually runs — which
+//! instances run their old version, which the interrupted target's, which
+//! none, and which were between two states — and restores the old
+//! generation's processes (stopping what the interrupted switch started,
+//! starting what it stopped, journaling these steps too), then switches
+//! as usual. If the interrupted switch had already recorded its
+//! generation, the journal is just removed.
+//!
+//! Fault points for tests (`NIXPROC_FAULT=switch.<point>` SIGKILLs the
+//! process there): `after-plan`, `after-first-stop`, `between-phases`,
+//! `after-first-start`, `before-record`.
 
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context as _, Result};
 use nixproc_core::manifest::Manifest;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::activator::Activator;
 use super::credentials::{AccountChanges, AccountSteps, Created};
 use super::engine::{execute, Context, DeployError, HookFailure, NoHooks, PhaseHooks, Report};
 use super::manifest::read_manifest;
-use super::plan::{plan_with, Plan, PlanOptions};
+use super::plan::{plan_with, Action, Plan, PlanOptions, Side};
 use super::progress::{Event, Progress, StderrProgress};
 use crate::generations::{Generation, Profile};
 use crate::lock::LockMode;
@@ -82,19 +104,215 @@ pub trait SwitchHooks: Sync {
 
 /// [`SwitchHooks`] bound to one prepared plan, as the engine calls them.
 struct Bound<'a> {
-    hooks: &'a dyn SwitchHooks,
+    hooks: Option<&'a dyn SwitchHooks>,
     prepared: &'a PreparedPlan,
 }
 
 impl PhaseHooks for Bound<'_> {
     fn after_stops(&self) -> Result<(), HookFailure> {
-        self.hooks.after_stops(self.prepared)
+        fault("switch.between-phases");
+        match self.hooks {
+            Some(h) => h.after_stops(self.prepared),
+            None => Ok(()),
+        }
     }
     fn after_starts(&self) -> Result<(), HookFailure> {
-        self.hooks.after_starts(self.prepared)
+        match self.hooks {
+            Some(h) => h.after_starts(self.prepared),
+            None => Ok(()),
+        }
     }
     fn before_restarting_old(&self, started_new: &[String]) -> Vec<String> {
-        self.hooks.before_restarting_old(self.prepared, started_new)
+        match self.hooks {
+            Some(h) => h.before_restarting_old(self.prepared, started_new),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The fault points of a switch, for tests that iterate over them.
+pub const FAULT_POINTS: &[&str] = &[
+    "switch.after-plan",
+    "switch.after-first-stop",
+    "switch.between-phases",
+    "switch.after-first-start",
+    "switch.before-record",
+];
+
+/// SIGKILLs the own process when `NIXPROC_FAULT` names `point` (the
+/// convention of `nixproc_state::faults`).
+fn fault(point: &str) {
+    debug_assert!(FAULT_POINTS.contains(&point), "unknown fault point {point}");
+    if std::env::var_os("NIXPROC_FAULT").is_some_and(|v| v == point) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        std::process::abort();
+    }
+}
+
+/// The journal's first line.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalHeader {
+    journal: u32,
+    old_profile: Option<PathBuf>,
+    new_profile: PathBuf,
+}
+
+/// One step of a switch, journaled when it begins and when it is done.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalStep {
+    done: bool,
+    action: Action,
+    name: String,
+    side: Side,
+}
+
+/// An open journal; appends one line per record (`O_APPEND`, a single
+/// write each: a killed process leaves whole lines, or a torn last line
+/// that replay ignores).
+struct Journal {
+    path: PathBuf,
+    file: Mutex<fs::File>,
+}
+
+impl Journal {
+    fn path_for(profile: &Profile) -> PathBuf {
+        profile
+            .dir()
+            .join(format!("{}.switch.json", profile.name()))
+    }
+
+    fn create(profile: &Profile, old: Option<&Path>, new: &Path) -> Result<Self> {
+        let path = Self::path_for(profile);
+        let header = JournalHeader {
+            journal: 1,
+            old_profile: old.map(Path::to_path_buf),
+            new_profile: new.to_path_buf(),
+        };
+        let tmp = path.with_extension("json.new");
+        let mut text = serde_json::to_string(&header)?;
+        text.push('\n');
+        fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Self::open(path)
+    }
+
+    fn open(path: PathBuf) -> Result<Self> {
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // End a torn last line, so the next record is a line of its own.
+        let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        if text.last().is_some_and(|b| *b != b'\n') {
+            file.write_all(b"\n")?;
+        }
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    fn record(&self, done: bool, action: Action, name: &str, side: Side) {
+        let step = JournalStep {
+            done,
+            action,
+            name: name.to_string(),
+            side,
+        };
+        let mut line = serde_json::to_string(&step).unwrap_or_default();
+        line.push('\n');
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        // A journal that cannot be written only weakens the recovery of a
+        // switch that is interrupted as well; the switch itself goes on.
+        let _ = f.write_all(line.as_bytes());
+    }
+
+    fn remove(self) -> Result<()> {
+        fs::remove_file(&self.path).with_context(|| format!("removing {}", self.path.display()))
+    }
+}
+
+/// Reads a journal: the header and the steps (a torn last line is
+/// ignored).
+fn read_journal(path: &Path) -> Result<(JournalHeader, Vec<JournalStep>)> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: JournalHeader = serde_json::from_str(lines.next().unwrap_or(""))
+        .with_context(|| format!("{}: bad header", path.display()))?;
+    let steps = lines
+        .filter_map(|l| serde_json::from_str::<JournalStep>(l).ok())
+        .collect();
+    Ok((header, steps))
+}
+
+/// What runs of an instance, according to a journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Actual {
+    Runs(Side),
+    /// A start or stop of this version began and did not finish.
+    Maybe(Side),
+    Stopped,
+}
+
+/// Replays the steps over `initial` (the old generation's instances run).
+fn replay(initial: &[String], steps: &[JournalStep]) -> HashMap<String, Actual> {
+    let mut state: HashMap<String, Actual> = initial
+        .iter()
+        .map(|n| (n.clone(), Actual::Runs(Side::Old)))
+        .collect();
+    for s in steps {
+        let next = match (s.done, s.action) {
+            (true, Action::Start) => Actual::Runs(s.side),
+            (true, Action::Stop) => Actual::Stopped,
+            (false, _) => Actual::Maybe(s.side),
+        };
+        state.insert(s.name.clone(), next);
+    }
+    state
+}
+
+/// Journals the steps the engine reports and reaches the per-step fault
+/// points; passes every event on.
+struct Journaling<'a> {
+    inner: &'a dyn Progress,
+    journal: &'a Journal,
+    first_stop: AtomicBool,
+    first_start: AtomicBool,
+}
+
+impl Progress for Journaling<'_> {
+    fn event(&self, event: &Event<'_>) {
+        match *event {
+            Event::Stopping { name, .. } => {
+                self.journal.record(false, Action::Stop, name, Side::Old)
+            }
+            Event::Starting { name, .. } => {
+                self.journal.record(false, Action::Start, name, Side::New)
+            }
+            Event::Restoring { action, name, side } => {
+                self.journal.record(false, action, name, side)
+            }
+            Event::Restored { action, name, side } => self.journal.record(true, action, name, side),
+            Event::Done { action, name, .. } => {
+                let side = match action {
+                    Action::Stop => Side::Old,
+                    Action::Start => Side::New,
+                };
+                self.journal.record(true, action, name, side);
+            }
+            _ => {}
+        }
+        self.inner.event(event);
+        if let Event::Done { action, .. } = event {
+            let (flag, point) = match action {
+                Action::Stop => (&self.first_stop, "switch.after-first-stop"),
+                Action::Start => (&self.first_start, "switch.after-first-start"),
+            };
+            if !flag.swap(true, Ordering::SeqCst) {
+                fault(point);
+            }
+        }
     }
 }
 
@@ -248,20 +466,11 @@ impl<'a> Switch<'a> {
         if let Some((dirs, force_disable_user_change)) = self.state {
             init_state(dirs, force_disable_user_change)?;
         }
-        let bound = self.hooks.map(|hooks| Bound {
-            hooks,
+        // The current generation stays what it is: the plan holds.
+        self.recover()?;
+        let bound = Bound {
+            hooks: self.hooks,
             prepared: &prepared,
-        });
-        let ctx = Context {
-            old_profile: prepared.old_profile.as_deref(),
-            new_profile: &prepared.new_profile,
-            activator: self.activator,
-            progress: self.progress,
-            hooks: match &bound {
-                Some(b) => b,
-                None => &NoHooks,
-            },
-            jobs: self.jobs,
         };
         self.activator
             .prepare(&prepared.new_profile, &prepared.new_manifest)
@@ -286,9 +495,53 @@ impl<'a> Switch<'a> {
                 return Err(e.into());
             }
         }
+        let journal = if prepared.plan.is_empty() {
+            None
+        } else {
+            Some(
+                Journal::create(
+                    self.profile,
+                    prepared.old_profile.as_deref(),
+                    &prepared.new_profile,
+                )
+                .context("writing the switch journal")?,
+            )
+        };
+        fault("switch.after-plan");
+        let journaling = journal.as_ref().map(|journal| Journaling {
+            inner: self.progress,
+            journal,
+            first_stop: AtomicBool::new(false),
+            first_start: AtomicBool::new(false),
+        });
+        let ctx = Context {
+            old_profile: prepared.old_profile.as_deref(),
+            new_profile: &prepared.new_profile,
+            activator: self.activator,
+            progress: match &journaling {
+                Some(j) => j,
+                None => self.progress,
+            },
+            hooks: if self.hooks.is_some() || journal.is_some() {
+                &bound
+            } else {
+                &NoHooks
+            },
+            jobs: self.jobs,
+        };
         let mut report = match execute(&prepared.plan, &ctx) {
             Ok(r) => r,
             Err(e) => {
+                // A complete rollback restored the old generation's
+                // processes: nothing to recover. Otherwise the journal says
+                // what runs, for the next switch.
+                let restored = match &e {
+                    DeployError::Activation(f) => f.restored(),
+                    _ => true,
+                };
+                if let (Some(j), true) = (journal, restored) {
+                    let _ = j.remove();
+                }
                 self.undo_accounts(accounts.as_ref().map(|(a, c)| (*a, c)));
                 // The old generation is what runs now (the engine rolled
                 // back): let the activator settle on it, e.g. stop a process
@@ -311,6 +564,7 @@ impl<'a> Switch<'a> {
         {
             report.warnings.push(format!("{e:#}"));
         }
+        fault("switch.before-record");
         let recorded = match prepared.generation {
             Some(n) => self.profile.switch_to(n),
             None => self.profile.set(&prepared.new_profile),
@@ -328,6 +582,11 @@ impl<'a> Switch<'a> {
             profile: &profile_path,
             generation: generation.number,
         });
+        if let Some(j) = journal {
+            if let Err(e) = j.remove() {
+                report.warnings.push(format!("{e:#}"));
+            }
+        }
         Ok(SwitchOutcome {
             plan: prepared.plan,
             report,
@@ -337,6 +596,103 @@ impl<'a> Switch<'a> {
 }
 
 impl Switch<'_> {
+    /// Finishes what an interrupted switch left (its journal): restores the
+    /// processes of the generation that is still current. Runs under the
+    /// profile lock, before planning.
+    fn recover(&self) -> Result<()> {
+        let path = Journal::path_for(self.profile);
+        if !path.exists() {
+            return Ok(());
+        }
+        self.progress.event(&Event::Resuming { journal: &path });
+        let (header, steps) = read_journal(&path)?;
+        let recorded = match self.profile.current()? {
+            Some(g) => fs::canonicalize(&g.store_path).ok() == Some(header.new_profile.clone()),
+            None => false,
+        };
+        if recorded {
+            // Killed after recording: the switch was complete.
+            return fs::remove_file(&path).with_context(|| format!("removing {}", path.display()));
+        }
+        let what = || {
+            format!(
+                "recovering from the interrupted switch to {} (journal {})",
+                header.new_profile.display(),
+                path.display()
+            )
+        };
+        let pm = self.activator.process_manager();
+        let new_m = read_manifest(&header.new_profile).with_context(what)?;
+        let old_m = match &header.old_profile {
+            Some(p) => read_manifest(p).with_context(what)?,
+            None => Manifest::empty(pm),
+        };
+        let old_profile = header.old_profile.as_deref().unwrap_or(&header.new_profile);
+        let started =
+            |i: &&nixproc_core::manifest::InstanceEntry| self.activator.skip_reason(i).is_none();
+        let initial: Vec<String> = old_m
+            .instances
+            .iter()
+            .filter(started)
+            .map(|i| i.name.clone())
+            .collect();
+        let state = replay(&initial, &steps);
+        let journal = Journal::open(path.clone())?;
+        self.activator
+            .prepare(&header.new_profile, &new_m)
+            .with_context(what)?;
+        let warn = |message: String| self.progress.event(&Event::Warning { message: &message });
+        // 1. What the interrupted switch started (or may have): stop it.
+        for inst in new_m.instances.iter().rev().filter(started) {
+            if let Some(Actual::Runs(Side::New) | Actual::Maybe(Side::New)) = state.get(&inst.name)
+            {
+                self.progress.event(&Event::Restoring {
+                    action: Action::Stop,
+                    name: &inst.name,
+                    side: Side::New,
+                });
+                journal.record(false, Action::Stop, &inst.name, Side::New);
+                match self.activator.stop(&header.new_profile, inst) {
+                    Ok(()) => journal.record(true, Action::Stop, &inst.name, Side::New),
+                    Err(e) => warn(format!(
+                        "recovery: stopping {} (new version) failed: {e:#}",
+                        inst.name
+                    )),
+                }
+            }
+        }
+        // 2. Old versions between two states: stop them for a clean start.
+        for inst in old_m.instances.iter().rev().filter(started) {
+            if state.get(&inst.name) == Some(&Actual::Maybe(Side::Old)) {
+                journal.record(false, Action::Stop, &inst.name, Side::Old);
+                match self.activator.stop(old_profile, inst) {
+                    Ok(()) => journal.record(true, Action::Stop, &inst.name, Side::Old),
+                    Err(e) => warn(format!(
+                        "recovery: stopping {} (old version) failed: {e:#}",
+                        inst.name
+                    )),
+                }
+            }
+        }
+        // 3. Start the old generation's instances that do not run.
+        for inst in old_m.instances.iter().filter(started) {
+            if state.get(&inst.name) != Some(&Actual::Runs(Side::Old)) {
+                self.progress.event(&Event::Restoring {
+                    action: Action::Start,
+                    name: &inst.name,
+                    side: Side::Old,
+                });
+                journal.record(false, Action::Start, &inst.name, Side::Old);
+                self.activator
+                    .start(old_profile, inst)
+                    .with_context(|| format!("starting {} (old version)", inst.name))
+                    .with_context(what)?;
+                journal.record(true, Action::Start, &inst.name, Side::Old);
+            }
+        }
+        journal.remove()
+    }
+
     /// Lets the activator settle on the old generation after a failure.
     fn settle_on_old(&self, prepared: &PreparedPlan) {
         let old = prepared
@@ -740,6 +1096,207 @@ mod tests {
         // Diffed against s1 although nothing was deployed before.
         assert_eq!(out.report.stopped.len(), 1);
         assert_eq!(out.report.kept, ["webapp1"]);
+    }
+}
+
+#[cfg(test)]
+mod recovery {
+    use super::*;
+    use crate::deploy::progress::RecordingProgress;
+    use crate::deploy::runner::RecordingRunner;
+    use crate::deploy::sysvinit::SysvinitActivator;
+    use crate::deploy::testutil::{inst, manifest, write_profile};
+    use crate::generations::NoGcRoots;
+
+    struct Env {
+        tmp: tempfile::TempDir,
+        root: PathBuf,
+        profile: Profile,
+    }
+
+    impl Env {
+        /// s1: webapp1 ← nginx; s2 adds webapp2 (nginx depends on both).
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = fs::canonicalize(tmp.path()).unwrap();
+            let profile =
+                Profile::new(root.join("profiles"), "processes").with_gc_roots(Box::new(NoGcRoots));
+            write_profile(
+                &root.join("store/s1"),
+                &manifest(vec![
+                    inst("webapp1", "1", &[]),
+                    inst("nginx", "1", &["webapp1"]),
+                ]),
+            );
+            write_profile(
+                &root.join("store/s2"),
+                &manifest(vec![
+                    inst("webapp1", "1", &[]),
+                    inst("webapp2", "1", &[]),
+                    inst("nginx", "2", &["webapp1", "webapp2"]),
+                ]),
+            );
+            Env { tmp, root, profile }
+        }
+
+        fn store(&self, name: &str) -> PathBuf {
+            self.root.join("store").join(name)
+        }
+
+        fn journal(&self) -> PathBuf {
+            self.root.join("profiles/processes.switch.json")
+        }
+
+        fn run(
+            &self,
+            runner: &RecordingRunner,
+            to: &str,
+        ) -> (Result<SwitchOutcome, DeployError>, Vec<String>, Vec<String>) {
+            let act = SysvinitActivator::new(runner);
+            let progress = RecordingProgress::default();
+            let before = runner.commands().len();
+            let result = Switch::new(&self.profile, &act)
+                .progress(&progress)
+                .run(&Target::Profile(self.store(to)));
+            let lines = runner.lines(&self.root).split_off(before);
+            (result, lines, progress.lines())
+        }
+
+        /// A journal as a switch s1 → s2 leaves it when killed.
+        fn interrupted(&self, steps: &[(bool, Action, &str, Side)]) {
+            let j =
+                Journal::create(&self.profile, Some(&self.store("s1")), &self.store("s2")).unwrap();
+            for (done, action, name, side) in steps {
+                j.record(*done, *action, name, *side);
+            }
+            // A torn last line, as a kill in the middle of a write leaves.
+            let mut f = fs::OpenOptions::new()
+                .append(true)
+                .open(self.journal())
+                .unwrap();
+            f.write_all(b"{\"done\":tr").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_switch_writes_a_journal_and_removes_it_once_recorded() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        env.run(&runner, "s1").0.unwrap();
+        assert!(!env.journal().exists());
+        // A no-op switch writes none.
+        let (r, lines, _) = env.run(&runner, "s1");
+        r.unwrap();
+        assert!(lines.is_empty());
+        assert!(!env.journal().exists());
+        let _ = &env.tmp;
+    }
+
+    #[test]
+    fn a_killed_switch_is_undone_then_done_again() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        env.run(&runner, "s1").0.unwrap();
+        // Killed while starting nginx (new): nginx (old) stopped, webapp2
+        // started, nginx maybe started.
+        env.interrupted(&[
+            (false, Action::Stop, "nginx", Side::Old),
+            (true, Action::Stop, "nginx", Side::Old),
+            (false, Action::Start, "webapp2", Side::New),
+            (true, Action::Start, "webapp2", Side::New),
+            (false, Action::Start, "nginx", Side::New),
+        ]);
+        let (r, lines, progress) = env.run(&runner, "s2");
+        assert_eq!(r.unwrap().generation.number, 2);
+        assert_eq!(
+            lines,
+            [
+                // recovery: stop what the killed switch started (or may
+                // have), restart the old nginx
+                "/store/s2/etc/rc.d/init.d/nginx stop",
+                "/store/s2/etc/rc.d/init.d/webapp2 stop",
+                "/store/s1/etc/rc.d/init.d/nginx start",
+                // the switch itself
+                "/store/s1/etc/rc.d/init.d/nginx stop",
+                "/store/s2/etc/rc.d/init.d/webapp2 start",
+                "/store/s2/etc/rc.d/init.d/nginx start",
+            ]
+        );
+        assert!(
+            progress[0].starts_with("an interrupted switch left "),
+            "{progress:?}"
+        );
+        assert!(!env.journal().exists());
+        assert_eq!(
+            env.profile
+                .generations()
+                .unwrap()
+                .iter()
+                .map(|g| g.number)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn a_switch_killed_after_recording_only_loses_its_journal() {
+        let env = Env::new();
+        let runner = RecordingRunner::new();
+        env.run(&runner, "s1").0.unwrap();
+        env.run(&runner, "s2").0.unwrap();
+        env.interrupted(&[(true, Action::Start, "nginx", Side::New)]);
+        let (r, lines, _) = env.run(&runner, "s2");
+        assert_eq!(r.unwrap().generation.number, 2);
+        assert!(lines.is_empty(), "{lines:?}");
+        assert!(!env.journal().exists());
+    }
+
+    #[test]
+    fn an_incomplete_rollback_keeps_the_journal_for_the_next_switch() {
+        let env = Env::new();
+        env.run(&RecordingRunner::new(), "s1").0.unwrap();
+        let failing = RecordingRunner::new()
+            .fail("s2/etc/rc.d/init.d/nginx start", "bad config")
+            .fail("s1/etc/rc.d/init.d/nginx start", "port in use");
+        let (r, _, _) = env.run(&failing, "s2");
+        let DeployError::Activation(f) = r.unwrap_err() else {
+            panic!()
+        };
+        assert!(!f.restored());
+        assert!(env.journal().exists(), "kept: nginx does not run");
+        let runner = RecordingRunner::new();
+        let (r, lines, _) = env.run(&runner, "s2");
+        r.unwrap();
+        assert_eq!(
+            lines,
+            [
+                // nginx (old) was between two states: stopped, started
+                "/store/s1/etc/rc.d/init.d/nginx stop",
+                "/store/s1/etc/rc.d/init.d/nginx start",
+                "/store/s1/etc/rc.d/init.d/nginx stop",
+                "/store/s2/etc/rc.d/init.d/webapp2 start",
+                "/store/s2/etc/rc.d/init.d/nginx start",
+            ]
+        );
+        assert!(!env.journal().exists());
+    }
+
+    #[test]
+    fn a_failed_recovery_keeps_the_journal_and_touches_nothing_else() {
+        let env = Env::new();
+        env.run(&RecordingRunner::new(), "s1").0.unwrap();
+        env.interrupted(&[(true, Action::Stop, "nginx", Side::Old)]);
+        let runner = RecordingRunner::new().fail("s1/etc/rc.d/init.d/nginx start", "no");
+        let (r, lines, _) = env.run(&runner, "s2");
+        let msg = format!("{:#}", anyhow::Error::from(r.unwrap_err()));
+        assert!(
+            msg.starts_with("recovering from the interrupted switch to "),
+            "{msg}"
+        );
+        assert!(msg.contains("starting nginx (old version)"), "{msg}");
+        assert_eq!(lines, ["/store/s1/etc/rc.d/init.d/nginx start"]);
+        assert!(env.journal().exists());
+        assert_eq!(env.profile.current().unwrap().unwrap().number, 1);
     }
 }
 
