@@ -56,6 +56,13 @@ createManagedProcess {
     };
   };
 
+  # Dependents (and migrations) start once the server accepts connections,
+  # not merely once the process runs.
+  readiness.checks = [{
+    type = "command";
+    command = "${postgresql}/bin/pg_isready -q -h ${socketDir} -p ${toString port}";
+  }];
+
   overrides = {
     sysvinit.runlevels = [ 3 4 5 ];
   };

@@ -43,7 +43,7 @@ fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S
 }
 
 /// Registers and releases garbage-collector roots for generation links.
-pub trait GcRoots {
+pub trait GcRoots: Send + Sync {
     /// Protects the store path `link` points to from garbage collection for
     /// as long as `link` exists.
     fn add(&self, link: &Path) -> Result<()>;

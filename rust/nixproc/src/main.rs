@@ -22,6 +22,7 @@ use nixproc::deploy::{
 use nixproc::generations::{format_generations, DeleteSpec, Profile};
 use nixproc::lock::LockMode;
 use nixproc::state_dirs::{init_state, StateDirOverrides, StateDirs, DEFAULT_STATE_DIR};
+use nixproc::stateful::{LazyStore, StateChoice, StateConfig, StatefulHooks};
 
 fn main() -> ExitCode {
     let args = cli::rewrite_argv0(std::env::args_os().collect());
@@ -270,6 +271,22 @@ fn activate(
 ) -> Result<ExitCode> {
     let state = state_dirs(dirs)?;
     let accounts = AccountManager::new(SystemRunner, &state.lib, dirs.force_disable_user_change);
+    let snapshots = LazyStore::new(state_config(&state, &p.state.keys));
+    let say = |m: &str| eprintln!("nixproc: {m}");
+    let hooks = StatefulHooks::new(
+        &snapshots,
+        profile,
+        if p.state.restore_state {
+            StateChoice::Restore
+        } else if p.state.keep_state {
+            StateChoice::Keep
+        } else {
+            StateChoice::Declared
+        },
+        !p.state.no_state_snapshot,
+        dirs.force_disable_user_change,
+        &say,
+    );
     let sw = Switch::new(profile, act)
         .old_profile(p.old_profile.clone())
         .lock_mode(if p.no_wait {
@@ -282,6 +299,7 @@ fn activate(
         })
         .init_state(&state, dirs.force_disable_user_change)
         .accounts(&accounts)
+        .hooks(&hooks)
         .jobs(p.jobs);
 
     if p.dry_run {
@@ -308,6 +326,18 @@ fn activate(
             Err(anyhow::Error::new(e))
         }
     }
+}
+
+/// Where snapshots live and which keys they use (`StateKeyOpts` over the
+/// defaults under the lib dir).
+fn state_config(state: &StateDirs, keys: &cli::StateKeyOpts) -> StateConfig {
+    StateConfig::new(
+        &state.lib,
+        keys.snapshot_dir.clone(),
+        keys.identities.clone(),
+        keys.recipients.clone(),
+        keys.no_encryption,
+    )
 }
 
 fn report(outcome: &SwitchOutcome, json: bool) -> Result<()> {
