@@ -325,6 +325,7 @@ fn profile(c: &Common) -> Result<Profile> {
 /// must declare state.
 struct Deployed {
     generation: Generation,
+    process_manager: String,
     entry: InstanceEntry,
     spec: StateSpec,
 }
@@ -338,6 +339,7 @@ fn deployed(c: &Common, instance: &str) -> Result<Deployed> {
         )
     })?;
     let manifest = read_manifest(&generation.store_path)?;
+    let process_manager = manifest.process_manager.clone();
     let Some(entry) = manifest.instances.into_iter().find(|i| i.name == instance) else {
         bail!(
             "generation {} of {} has no instance {instance}",
@@ -350,6 +352,7 @@ fn deployed(c: &Common, instance: &str) -> Result<Deployed> {
     })?;
     Ok(Deployed {
         generation,
+        process_manager,
         entry,
         spec,
     })
@@ -394,16 +397,7 @@ fn needs_stop(unit: &StateUnit) -> bool {
         )
 }
 
-/// The process manager of an instance (the manifest's backend type).
-fn process_manager(entry: &InstanceEntry) -> Result<String> {
-    let v = serde_json::to_value(&entry.backend)?;
-    v.get("type")
-        .and_then(|t| t.as_str())
-        .map(str::to_string)
-        .context("the manifest entry names no backend type")
-}
-
-fn activator(c: &Common, entry: &InstanceEntry) -> Result<Box<dyn Activator>> {
+fn activator(c: &Common, d: &Deployed) -> Result<Box<dyn Activator>> {
     let cfg = ActivatorConfig {
         state: crate::state_dirs(&c.dirs)?,
         force_disable_user_change: c.dirs.force_disable_user_change,
@@ -411,7 +405,7 @@ fn activator(c: &Common, entry: &InstanceEntry) -> Result<Box<dyn Activator>> {
         systemd_user: false,
         enable_at_boot: false,
     };
-    activator_for(&process_manager(entry)?, &cfg)
+    activator_for(&d.process_manager, &cfg)
 }
 
 /// Stops the instance for the operation when `stop` (and it runs), or
@@ -427,7 +421,7 @@ fn quiesce(
     if !units.iter().any(|u| needs_stop(u)) {
         return Ok(None);
     }
-    let act = activator(c, &d.entry)?;
+    let act = activator(c, d)?;
     let status = act.status(&d.generation.store_path, &d.entry);
     let running = matches!(status, Ok(nixproc::deploy::InstanceStatus::Running));
     if let Err(e) = &status {
