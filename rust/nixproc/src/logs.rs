@@ -927,7 +927,7 @@ mod tests {
                 b.display()
             )
         );
-        let err = print_last_lines(&[c.clone()], 2, &mut Vec::new()).unwrap_err();
+        let err = print_last_lines(std::slice::from_ref(&c), 2, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains(&c.display().to_string()), "{err}");
     }
 

@@ -32,6 +32,7 @@ pub mod launchd;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
+pub mod progress_tty;
 pub mod readiness;
 pub mod runner;
 pub mod s6rc;
