@@ -209,12 +209,12 @@ impl Keys {
 
     /// Decrypts `r`, a file of snapshot `what` encrypted to `recipients`
     /// (from its manifest; empty = not encrypted).
-    pub(crate) fn decrypt<'r, R: Read + 'r>(
+    pub(crate) fn decrypt<'r, R: Read + Send + 'r>(
         &self,
         r: R,
         recipients: &[String],
         what: &str,
-    ) -> Result<Box<dyn Read + 'r>> {
+    ) -> Result<Box<dyn Read + Send + 'r>> {
         if recipients.is_empty() {
             return Ok(Box::new(r));
         }

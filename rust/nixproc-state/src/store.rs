@@ -38,14 +38,13 @@
 //! is never taken twice by one store: a second attempt is an error, not a
 //! hang.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -822,7 +821,7 @@ impl StateStore {
             let mut text = Vec::new();
             r.reader.read_to_end(&mut text)?;
             drop(r.reader);
-            let c = r.cipher.borrow().clone();
+            let c = lock_acc(&r.cipher).clone();
             if c.size != entry.size || c.hex() != entry.sha256 {
                 bail!("{} does not match its digest in manifest.json", entry.file);
             }
@@ -1323,17 +1322,97 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
+type SharedAcc = Arc<Mutex<Acc>>;
+
+fn lock_acc(a: &SharedAcc) -> std::sync::MutexGuard<'_, Acc> {
+    a.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct HashReader<R> {
     inner: R,
-    acc: Rc<RefCell<Acc>>,
+    acc: SharedAcc,
 }
 
 impl<R: Read> Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut a = self.acc.borrow_mut();
+        let mut a = lock_acc(&self.acc);
         a.hasher.update(&buf[..n]);
         a.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// The capture side of a two-thread pipeline: hashes the plaintext and
+/// hands 1 MiB chunks to the compressing/encrypting thread.
+struct ChanWriter {
+    tx: Option<SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    acc: Acc,
+}
+
+impl ChanWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(BUF));
+        self.acc.hasher.update(&chunk);
+        self.acc.size += chunk.len() as u64;
+        match &self.tx {
+            Some(tx) if tx.send(chunk).is_ok() => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the compressing thread stopped",
+            )),
+        }
+    }
+    fn close(mut self) -> io::Result<Acc> {
+        self.send()?;
+        self.tx = None;
+        Ok(self.acc)
+    }
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = BUF - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= BUF {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The restore side of a two-thread pipeline: chunks decrypted and
+/// decompressed by a worker thread.
+struct ChanReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The worker is done (it sends errors before it stops).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
@@ -1358,18 +1437,33 @@ fn write_pipeline(
         };
         let sink = keys.encrypt(cipher)?;
         let (plain, sink) = if compress {
-            let mut enc = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)?;
-            enc.include_checksum(true)?;
-            let mut w = BufWriter::with_capacity(
-                BUF,
-                HashWriter {
-                    inner: enc,
+            // Capture (and the plaintext digest) on this thread; zstd,
+            // age, the ciphertext digest and the writes on another.
+            let (tx, rx) = sync_channel::<Vec<u8>>(4);
+            std::thread::scope(|sc| -> Result<_> {
+                let worker = sc.spawn(move || -> io::Result<_> {
+                    let mut enc = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)?;
+                    enc.include_checksum(true)?;
+                    for chunk in rx {
+                        enc.write_all(&chunk)?;
+                    }
+                    enc.finish()
+                });
+                let mut w = ChanWriter {
+                    tx: Some(tx),
+                    buf: Vec::with_capacity(BUF),
                     acc: Acc::default(),
-                },
-            );
-            fill(&mut w)?;
-            let hw = w.into_inner().map_err(|e| e.into_error())?;
-            (hw.acc, hw.inner.finish()?)
+                };
+                let filled = fill(&mut w);
+                let closed = w.close();
+                let done = worker
+                    .join()
+                    .map_err(|_| anyhow!("the compressing thread panicked"))?;
+                // The worker's error explains a broken pipe on this side.
+                let sink = done?;
+                filled?;
+                Ok((closed?, sink))
+            })?
         } else {
             let mut w = HashWriter {
                 inner: sink,
@@ -1395,23 +1489,23 @@ fn write_pipeline(
     run().with_context(|| format!("writing {}", path.display()))
 }
 
-pub(crate) struct UnitReader<'a> {
-    pub reader: Box<dyn Read + 'a>,
-    cipher: Rc<RefCell<Acc>>,
-    plain: Rc<RefCell<Acc>>,
+pub(crate) struct UnitReader {
+    pub reader: Box<dyn Read>,
+    cipher: SharedAcc,
+    plain: SharedAcc,
 }
 
-impl UnitReader<'_> {
+impl UnitReader {
     /// Reads what the consumer left, then compares sizes and digests with
     /// the manifest (ciphertext) and the secret manifest (plaintext).
     fn finish(mut self, entry: &UnitEntry, secret: &SecretManifest, name: &str) -> Result<()> {
         io::copy(&mut self.reader, &mut io::sink()).context("reading the unit to its end")?;
         drop(self.reader);
-        let c = self.cipher.borrow();
+        let c = lock_acc(&self.cipher);
         if c.size != entry.size || c.hex() != entry.sha256 {
             bail!("{} does not match its digest in manifest.json", entry.file);
         }
-        let p = self.plain.borrow();
+        let p = lock_acc(&self.plain);
         let (Some(sha), Some(size)) = (
             secret.plaintext_sha256.get(name),
             secret.plaintext_size.get(name),
@@ -1426,34 +1520,94 @@ impl UnitReader<'_> {
 }
 
 /// Opens a stored file for reading: ciphertext digest → age → zstd (when
-/// `compressed`) → plaintext digest.
-fn read_pipeline<'a>(
+/// `compressed`) → plaintext digest. Compressed units are decrypted and
+/// decompressed on a worker thread while the caller consumes them.
+fn read_pipeline(
     keys: &Keys,
     file: File,
     recipients: &[String],
     what: &str,
     compressed: bool,
-) -> Result<UnitReader<'a>> {
-    let cipher = Rc::new(RefCell::new(Acc::default()));
-    let plain = Rc::new(RefCell::new(Acc::default()));
+) -> Result<UnitReader> {
+    let cipher: SharedAcc = Arc::default();
+    let plain: SharedAcc = Arc::default();
     let hr = HashReader {
         inner: BufReader::with_capacity(BUF, file),
         acc: cipher.clone(),
     };
     let dec = keys.decrypt(hr, recipients, what)?;
-    let inner: Box<dyn Read + 'a> = if compressed {
-        Box::new(zstd::stream::read::Decoder::with_buffer(
-            BufReader::with_capacity(BUF, dec),
-        )?)
-    } else {
-        dec
-    };
-    let reader = Box::new(HashReader {
-        inner,
-        acc: plain.clone(),
-    });
+    if !compressed {
+        return Ok(UnitReader {
+            reader: Box::new(HashReader {
+                inner: dec,
+                acc: plain.clone(),
+            }),
+            cipher,
+            plain,
+        });
+    }
+    let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(4);
+    let acc = plain.clone();
+    std::thread::Builder::new()
+        .name("nixproc-state-read".into())
+        .spawn(move || {
+            let mut decoder = match zstd::stream::read::Decoder::with_buffer(
+                BufReader::with_capacity(BUF, dec),
+            ) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let mut chunk = vec![0u8; BUF];
+                let mut n = 0;
+                // Fill the chunk (fewer, larger messages).
+                let res = loop {
+                    match decoder.read(&mut chunk[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            n += k;
+                            if n == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                chunk.truncate(n);
+                if n > 0 {
+                    let mut a = lock_acc(&acc);
+                    a.hasher.update(&chunk);
+                    a.size += n as u64;
+                }
+                let last = n < BUF;
+                match res {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    Ok(()) if n > 0 => {
+                        if tx.send(Ok(chunk)).is_err() {
+                            return; // the consumer stopped
+                        }
+                    }
+                    Ok(()) => {}
+                }
+                if last {
+                    return;
+                }
+            }
+        })
+        .context("starting the reading thread")?;
     Ok(UnitReader {
-        reader,
+        reader: Box::new(ChanReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }),
         cipher,
         plain,
     })

@@ -111,7 +111,7 @@ fn run_child(mode: &str, base: &Path, point: &str) -> std::process::ExitStatus {
         .status
 }
 
-fn trees(base: &Path) -> BTreeMap<String, BTreeMap<String, (String, u32, Vec<u8>)>> {
+fn trees(base: &Path) -> BTreeMap<String, Tree> {
     ["a", "b"]
         .iter()
         .map(|u| (u.to_string(), walk(&base.join("live").join(u))))

@@ -11,7 +11,9 @@
 //! (same file system as the live directory, so the swap is a rename; the
 //! parent is created when missing). *Apply*: rename live →
 //! `<parent>/.<name>.nixproc-old-<rand>`, rename stage → live, fsync the
-//! parent, remove the old tree. The top directory's mode (and owner, as
+//! parent, remove the old tree. The staged tree is flushed with `syncfs`
+//! before it is renamed in, so a power cut cannot make half-written files
+//! live. The top directory's mode (and owner, as
 //! root) come from the archive's root entry.
 //!
 //! **Crash between the renames** (fault point `directory.between-renames`):
@@ -185,6 +187,13 @@ struct Staged {
 
 impl StagedRestore for Staged {
     fn apply(mut self: Box<Self>, _ctx: &UnitContext) -> Result<()> {
+        if let Some(stage) = &self.stage {
+            // The staged files are durable before they become live (one
+            // syncfs instead of an fsync per file).
+            let f =
+                fs::File::open(stage).with_context(|| format!("opening {}", stage.display()))?;
+            rustix::fs::syncfs(&f).with_context(|| format!("syncing {}", stage.display()))?;
+        }
         let old = self
             .parent
             .join(format!(".{}.nixproc-old-{}", self.name, random_hex()));

@@ -77,9 +77,11 @@ pub fn host_keys(dir: &Path) -> (Keys, KeyConfig) {
 }
 
 /// A comparable description of a tree: path → (kind, mode, content or target).
-pub fn walk(root: &Path) -> BTreeMap<String, (String, u32, Vec<u8>)> {
+pub type Tree = BTreeMap<String, (String, u32, Vec<u8>)>;
+
+pub fn walk(root: &Path) -> Tree {
     let mut out = BTreeMap::new();
-    fn go(root: &Path, rel: &Path, out: &mut BTreeMap<String, (String, u32, Vec<u8>)>) {
+    fn go(root: &Path, rel: &Path, out: &mut Tree) {
         let p = root.join(rel);
         let m = fs::symlink_metadata(&p).unwrap();
         let key = rel.to_string_lossy().into_owned();
