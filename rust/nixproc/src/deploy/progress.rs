@@ -131,7 +131,7 @@ impl fmt::Display for Event<'_> {
             }
             Event::Resuming { journal } => write!(
                 f,
-                "an interrupted switch left {}; planning against what runs now",
+                "an interrupted switch left {}; restoring the current generation's processes first",
                 journal.display()
             ),
             Event::Stopping { name, reason } => write!(f, "stopping {name} ({reason})"),
