@@ -1,7 +1,8 @@
 //! Deterministic tar of a directory tree, and safe extraction into a fresh
 //! staging directory.
 //!
-//! **Pack**: entries sorted by name (bytes) depth first, the root itself
+//! **Pack** refuses (naming it) a symlink that unpack would refuse: an
+//! absolute target, or one leaving the tree. Entries are sorted by name (bytes) depth first, the root itself
 //! first as `./` (its mode, owner and mtime), then paths relative to the
 //! root (`a`, `a/b`); numeric uid/gid only (no user names), permission
 //! bits, mtimes in seconds; symlinks as links (never followed); empty
@@ -115,6 +116,18 @@ fn walk(
         } else if ft.is_symlink() {
             let target =
                 fs::read_link(&full).with_context(|| format!("reading link {}", full.display()))?;
+            // What unpack would refuse must not make an unrestorable
+            // snapshot: say so now, naming the link.
+            let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
+            if !link_stays_inside(&comps, &target) {
+                bail!(
+                    "{} is a symlink to {}, outside the directory (or through `..` after a \
+                     name): it could not be restored safely; make it relative and inside, \
+                     or leave it out with `exclude`",
+                    full.display(),
+                    target.display()
+                );
+            }
             let mut h = header(&meta, tar::EntryType::Symlink);
             b.append_link(&mut h, &rel, &target)
                 .with_context(|| format!("archiving {}", full.display()))?;

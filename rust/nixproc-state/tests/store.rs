@@ -830,3 +830,24 @@ fn staged_capture_commits_only_complete_snapshots() {
     assert!(e.contains("not captured: o"), "{e}");
     assert_eq!(store.list(None).unwrap().len(), 1);
 }
+
+#[test]
+fn a_symlink_leaving_the_tree_fails_the_snapshot_naming_it() {
+    let t = tempfile::tempdir().unwrap();
+    let live = t.path().join("data");
+    write(&live.join("f"), b"x");
+    std::os::unix::fs::symlink("/etc/passwd", live.join("abs")).unwrap();
+    let spec = spec(vec![("files", dir_unit(&live))]);
+    let store = StateStore::open(&t.path().join("store")).unwrap();
+    let e = format!(
+        "{:#}",
+        store
+            .snapshot(req("web", &spec, "r", None), &unencrypted())
+            .unwrap_err()
+    );
+    assert!(
+        e.contains("abs is a symlink to /etc/passwd") && e.contains("exclude"),
+        "{e}"
+    );
+    assert!(store.list(None).unwrap().is_empty());
+}
