@@ -33,7 +33,7 @@ let
   webapp = import ./webapp.nix {
     inherit (nixproc) createManagedProcess;
     inherit (pkgs) webapp;
-    inherit tmpDir webappUsers;
+    inherit runtimeDir tmpDir webappUsers;
   };
 
   nginxReverseProxy = import ../webapps-agnostic/constructors/nginx-reverse-proxy.nix {

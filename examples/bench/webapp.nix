@@ -1,7 +1,7 @@
 # Process expression of the benchmark: the example webapp (see
 # examples/webapps-agnostic/constructors/webapp.nix) with dependencies on
 # other instances, for any process manager.
-{ createManagedProcess, webapp, tmpDir, webappUsers ? false }:
+{ createManagedProcess, webapp, runtimeDir, tmpDir, webappUsers ? false }:
 
 { instanceName
 , port
@@ -15,7 +15,10 @@ createManagedProcess ({
   daemonExtraArgs = [ "-D" ];
   environment = {
     PORT = port;
-    PID_FILE = "${tmpDir}/${instanceName}.pid";
+    # Where the generators expect the PID file of a daemon: the runtime dir,
+    # or tmpDir for a process that declares a user (it cannot write to a
+    # root-owned runtime dir).
+    PID_FILE = "${if webappUsers then tmpDir else runtimeDir}/${instanceName}.pid";
     INSTANCE_NAME = instanceName;
   };
   overrides = {

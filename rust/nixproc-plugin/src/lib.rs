@@ -424,6 +424,67 @@ fn to_tape(v: Value, key: String, tape: &mut Vec<OutNode>) {
     }
 }
 
+/// The Rust half of one primop call without Nix, for the benchmarks
+/// (`benches/conversion.rs`): replays `input` through the [`InBuilder`]
+/// calls the C++ walker makes, runs primop `name` as `call_primop` does and
+/// returns the number of output tape nodes. Not part of the plugin's API.
+#[doc(hidden)]
+pub fn bench_primop_call(name: &str, input: &Value, store_dir: &str) -> Result<usize, String> {
+    let index = PRIMOPS
+        .iter()
+        .position(|p| p.name == name)
+        .ok_or_else(|| format!("no primop {name}"))?;
+    let mut b = new_builder(store_dir.as_bytes());
+    replay(input, &mut b);
+    call_primop(index, b).map(|tape| tape.len())
+}
+
+/// Feeds `v` to `b` in the order the C++ walker does (attributes sorted).
+#[doc(hidden)]
+pub fn replay(v: &Value, b: &mut InBuilder) {
+    match v {
+        Value::Null => b.null(),
+        Value::Bool(x) => b.boolean(*x),
+        Value::Int(i) => b.integer(*i),
+        Value::Float(f) => b.floating(*f),
+        Value::Str(ns) => {
+            for c in &ns.context {
+                b.context(c.as_bytes());
+            }
+            b.string(ns.s.as_bytes());
+        }
+        Value::List(items) => {
+            b.begin_list(items.len());
+            items.iter().for_each(|x| replay(x, b));
+            b.end();
+        }
+        Value::Attrs(map) => {
+            b.begin_attrs(map.len());
+            for (k, x) in map {
+                b.key(k.as_bytes());
+                replay(x, b);
+            }
+            b.end();
+        }
+    }
+}
+
+/// Builds the argument value from a replay, as `call_primop` sees it.
+#[doc(hidden)]
+pub fn bench_rebuild(input: &Value, store_dir: &str) -> Result<Value, String> {
+    let mut b = new_builder(store_dir.as_bytes());
+    replay(input, &mut b);
+    b.finish().map(|(v, _)| v)
+}
+
+/// The output tape of `output` (what C++ turns into Nix values).
+#[doc(hidden)]
+pub fn bench_tape(output: Value) -> usize {
+    let mut tape = Vec::new();
+    to_tape(output, String::new(), &mut tape);
+    tape.len()
+}
+
 // ---------------------------------------------------------------------------
 // Version check.
 
