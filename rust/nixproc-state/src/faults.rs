@@ -15,7 +15,19 @@
 //! | `directory.between-renames` | live dir renamed away, stage not yet renamed in |
 //! | `gc.moved-to-trash` | unreferenced objects moved to `trash/`, not yet deleted |
 
-/// Every fault point, for tests that iterate over them.
+/// The points of a switch (`nixproc switch`, reached in this order):
+/// `switch.after-plan` (journal written, nothing done), `switch.after-first-stop`,
+/// `switch.between-phases`, `switch.after-first-start`, `switch.before-record`
+/// (everything switched, generation not recorded).
+pub const SWITCH_POINTS: &[&str] = &[
+    "switch.after-plan",
+    "switch.after-first-stop",
+    "switch.between-phases",
+    "switch.after-first-start",
+    "switch.before-record",
+];
+
+/// Every fault point of the state store, for tests that iterate over them.
 pub const POINTS: &[&str] = &[
     "snapshot.unit-written",
     "snapshot.before-rename",
@@ -32,7 +44,10 @@ pub const ENV: &str = "NIXPROC_FAULT";
 
 /// Kills the own process with SIGKILL when `NIXPROC_FAULT` equals `name`.
 pub fn point(name: &str) {
-    debug_assert!(POINTS.contains(&name), "unknown fault point {name}");
+    debug_assert!(
+        POINTS.contains(&name) || SWITCH_POINTS.contains(&name),
+        "unknown fault point {name}"
+    );
     if std::env::var_os(ENV).is_some_and(|v| v == name) {
         let _ =
             rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);

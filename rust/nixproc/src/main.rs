@@ -161,13 +161,23 @@ fn build(b: BuildCmd) -> Result<ExitCode> {
 /// self-contained; otherwise Nix's profiles directory (root) or the user's
 /// XDG state dir.
 fn profile_for(p: &ProfileOpts, dirs: &DirOpts) -> Result<Profile> {
-    if p.profile.contains('/') {
-        let path = absolute(Path::new(&p.profile))?;
+    profile_at(&p.profile, p.profile_dir.as_deref(), dirs)
+}
+
+/// The profile `name` (or a path containing '/') in `profile_dir`, else in
+/// the default directory for these state dirs and this user.
+pub(crate) fn profile_at(
+    name: &str,
+    profile_dir: Option<&Path>,
+    dirs: &DirOpts,
+) -> Result<Profile> {
+    if name.contains('/') {
+        let path = absolute(Path::new(name))?;
         let dir = path.parent().context("profile path has no directory")?;
         let name = path.file_name().context("profile path has no name")?;
         return Ok(Profile::new(dir, name.to_string_lossy()));
     }
-    let dir = if let Some(d) = &p.profile_dir {
+    let dir = if let Some(d) = profile_dir {
         absolute(d)?
     } else if let Some(d) = std::env::var_os("NIX_USER_PROFILE_DIR").filter(|d| !d.is_empty()) {
         PathBuf::from(d)
@@ -183,7 +193,7 @@ fn profile_for(p: &ProfileOpts, dirs: &DirOpts) -> Result<Profile> {
             .context("cannot determine a profile directory: set HOME or --profile-dir")?;
         base.join("nixproc/profiles")
     };
-    Ok(Profile::new(dir, p.profile.clone()))
+    Ok(Profile::new(dir, name))
 }
 
 fn activator(process_manager: &str, p: &ProfileOpts, dirs: &DirOpts) -> Result<Box<dyn Activator>> {

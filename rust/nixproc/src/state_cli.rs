@@ -29,12 +29,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use nixproc::deploy::{activator_for, read_manifest, Activator, ActivatorConfig};
 use nixproc::generations::{Generation, Profile};
+use nixproc::stateful::StateConfig;
 use nixproc_core::lifecycle::{Consistency, StateSpec, StateUnit, UnitKind};
 use nixproc_core::manifest::InstanceEntry;
 use nixproc_state::store::GcReport;
 use nixproc_state::{
-    GcOptions, GcRoots, KeyConfig, Keys, Reason, RunAs, Selector, SnapshotManifest,
-    SnapshotRequest, StateStore,
+    GcOptions, GcRoots, Keys, Reason, RunAs, Selector, SnapshotManifest, SnapshotRequest,
+    StateStore,
 };
 
 use crate::cli::{DirOpts, StateKeyOpts};
@@ -235,48 +236,13 @@ fn parse_age(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
-/// Where snapshots and keys live: `<lib-dir>/nixproc/{snapshots,
-/// state-identity.txt, state-recipients.txt}` unless given (the same
-/// defaults as the switch's state handling).
-struct Config {
-    store_root: PathBuf,
-    keys: KeyConfig,
+/// Where snapshots and keys live: the switch's defaults
+/// (`<lib-dir>/nixproc/…`) under the options given.
+fn config(c: &Common) -> Result<StateConfig> {
+    Ok(crate::state_config(&crate::state_dirs(&c.dirs)?, &c.keys))
 }
 
-fn config(c: &Common) -> Result<Config> {
-    let lib = crate::state_dirs(&c.dirs)?.lib;
-    let own = lib.join("nixproc");
-    let recipients_files = [
-        own.join("state-recipients.txt"),
-        PathBuf::from("/etc/nixproc/state-recipients.txt"),
-    ]
-    .into_iter()
-    .filter(|p| p.exists())
-    .collect();
-    Ok(Config {
-        store_root: c
-            .keys
-            .snapshot_dir
-            .clone()
-            .unwrap_or_else(|| own.join("snapshots")),
-        keys: KeyConfig {
-            host_identity: own.join("state-identity.txt"),
-            create_host_identity: true,
-            recipients: c
-                .keys
-                .recipients
-                .iter()
-                .map(|r| r.trim().to_string())
-                .filter(|r| !r.is_empty())
-                .collect(),
-            recipients_files,
-            identity_files: c.keys.identities.clone(),
-            no_encryption: c.keys.no_encryption,
-        },
-    })
-}
-
-fn open_store(cfg: &Config) -> Result<StateStore> {
+fn open_store(cfg: &StateConfig) -> Result<StateStore> {
     let mut store = StateStore::open(&cfg.store_root)
         .with_context(|| format!("opening the snapshot store {}", cfg.store_root.display()))?;
     store.on_lock_wait(|holder| {
@@ -289,36 +255,7 @@ fn open_store(cfg: &Config) -> Result<StateStore> {
 /// `NIX_USER_PROFILE_DIR`, `<lib-dir>/nixproc/profiles` with a state dir,
 /// else Nix's or the user's profiles directory).
 fn profile(c: &Common) -> Result<Profile> {
-    let abs = |p: &Path| -> Result<PathBuf> {
-        Ok(if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir()?.join(p)
-        })
-    };
-    if c.profile.contains('/') {
-        let path = abs(Path::new(&c.profile))?;
-        let dir = path.parent().context("profile path has no directory")?;
-        let name = path.file_name().context("profile path has no name")?;
-        return Ok(Profile::new(dir, name.to_string_lossy()));
-    }
-    let dir = if let Some(d) = &c.profile_dir {
-        abs(d)?
-    } else if let Some(d) = std::env::var_os("NIX_USER_PROFILE_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(d)
-    } else if c.dirs.state_dir.is_some() || c.dirs.lib_dir.is_some() {
-        crate::state_dirs(&c.dirs)?.lib.join("nixproc/profiles")
-    } else if rustix::process::geteuid().is_root() {
-        let nix_state = std::env::var_os("NIX_STATE_DIR").unwrap_or_else(|| "/nix/var/nix".into());
-        PathBuf::from(nix_state).join("profiles")
-    } else {
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .context("cannot determine a profile directory: set HOME or --profile-dir")?;
-        base.join("nixproc/profiles")
-    };
-    Ok(Profile::new(dir, c.profile.clone()))
+    crate::profile_at(&c.profile, c.profile_dir.as_deref(), &c.dirs)
 }
 
 /// The current generation and the named instance of its manifest, which
@@ -358,34 +295,8 @@ fn deployed(c: &Common, instance: &str) -> Result<Deployed> {
     })
 }
 
-/// The account the engines' tools run as: the instance's user, when we
-/// are root and may change users.
 fn run_as(c: &Common, entry: &InstanceEntry) -> Result<Option<RunAs>> {
-    if c.dirs.force_disable_user_change || !rustix::process::geteuid().is_root() {
-        return Ok(None);
-    }
-    let Some(user) = &entry.user else {
-        return Ok(None);
-    };
-    let out = std::process::Command::new("getent")
-        .arg("passwd")
-        .arg(user)
-        .output()
-        .context("running getent")?;
-    if !out.status.success() {
-        bail!("instance {}: no such user {user}", entry.name);
-    }
-    let line = String::from_utf8_lossy(&out.stdout);
-    let f: Vec<&str> = line.trim_end().split(':').collect();
-    if f.len() < 7 {
-        bail!("unexpected getent output for {user}: {line}");
-    }
-    Ok(Some(RunAs {
-        user: user.clone(),
-        uid: f[2].parse().context("uid")?,
-        gid: f[3].parse().context("gid")?,
-        home: Some(PathBuf::from(f[5])),
-    }))
+    nixproc::stateful::run_as(entry, c.dirs.force_disable_user_change)
 }
 
 /// Units a running process must not have replaced under it.

@@ -194,18 +194,22 @@ impl<'a> StatefulHooks<'a> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The account engine tools and migrations run as: the instance's user
-    /// when nixproc is root and may switch users.
     fn run_as(&self, inst: &InstanceEntry) -> Result<Option<RunAs>> {
-        if self.force_disable_user_change || !rustix::process::geteuid().is_root() {
-            return Ok(None);
-        }
-        match &inst.user {
-            None => Ok(None),
-            Some(user) => lookup_user(user)
-                .with_context(|| format!("instance {}: looking up user {user}", inst.name))
-                .map(Some),
-        }
+        run_as(inst, self.force_disable_user_change)
+    }
+}
+
+/// The account engine tools and migrations of `inst` run as: its user,
+/// when nixproc is root and may switch users.
+pub fn run_as(inst: &InstanceEntry, force_disable_user_change: bool) -> Result<Option<RunAs>> {
+    if force_disable_user_change || !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
+    match &inst.user {
+        None => Ok(None),
+        Some(user) => lookup_user(user)
+            .with_context(|| format!("instance {}: looking up user {user}", inst.name))
+            .map(Some),
     }
 }
 

@@ -130,25 +130,9 @@ impl PhaseHooks for Bound<'_> {
     }
 }
 
-/// The fault points of a switch, for tests that iterate over them.
-pub const FAULT_POINTS: &[&str] = &[
-    "switch.after-plan",
-    "switch.after-first-stop",
-    "switch.between-phases",
-    "switch.after-first-start",
-    "switch.before-record",
-];
-
-/// SIGKILLs the own process when `NIXPROC_FAULT` names `point` (the
-/// convention of `nixproc_state::faults`).
-fn fault(point: &str) {
-    debug_assert!(FAULT_POINTS.contains(&point), "unknown fault point {point}");
-    if std::env::var_os("NIXPROC_FAULT").is_some_and(|v| v == point) {
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-        std::process::abort();
-    }
-}
+use nixproc_state::faults::point as fault;
+/// The fault points of a switch (`NIXPROC_FAULT`), for tests.
+pub use nixproc_state::faults::SWITCH_POINTS as FAULT_POINTS;
 
 /// The journal's first line.
 #[derive(Debug, Serialize, Deserialize)]
