@@ -18,6 +18,7 @@ pub mod directory;
 pub mod mysql;
 pub mod postgresql;
 pub mod sqlite;
+pub(crate) mod tool;
 
 /// What an adapter gets besides the unit.
 pub struct UnitContext<'a> {

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nixproc_core::lifecycle::{StateUnit, UnitKind};
 
-use super::sqlite::tool::{self, Cmd, Input};
+use super::tool::{self, Cmd, Input};
 use super::{Adapter, StagedRestore, UnitContext};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

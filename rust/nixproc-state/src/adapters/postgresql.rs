@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nixproc_core::lifecycle::{StateUnit, UnitKind};
 
-use super::sqlite::tool::{self, Cmd, Input};
+use super::tool::{self, Cmd, Input};
 use super::{Adapter, StagedRestore, UnitContext};
 
 /// The unit's connection parameters.
