@@ -9,7 +9,10 @@
 # Environment:
 #   NIXPROC_BIN_DIR   nixproc, nixproc-builder, libnixproc_plugin.so, webapp
 #                     (default: target/release)
-#   BENCH_BACKENDS    backends to measure (default: sysvinit supervisord systemd)
+#   BENCH_BACKENDS    backends to measure (default: sysvinit supervisord systemd;
+#                     all but docker work: nginx's initialize script needs a
+#                     shell from the store inside a container, which the
+#                     host package set has not)
 #   BENCH_RUNS        hyperfine runs per evaluation figure (default: 5)
 #   BENCH_BUILD_MAX   largest N whose first build is measured (default: 5000)
 #
