@@ -35,7 +35,7 @@ PKGS=(
     # process managers and services the tests drive
     supervisor s6 execline nginx-light systemd postgresql
     # tools the tests and examples use
-    curl procps psmisc age zstd hyperfine
+    curl procps psmisc age zstd hyperfine sqlite3 python3
 )
 if dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -qv 'install ok installed' \
     || [ "$(dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | wc -l)" != "${#PKGS[@]}" ]; then
