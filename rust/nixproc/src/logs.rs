@@ -355,6 +355,11 @@ const CHUNK: u64 = 64 * 1024;
 /// passed through). A last line without a newline counts as a line.
 pub fn last_lines(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
     let len = file.seek(SeekFrom::End(0))?;
+    last_lines_until(file, n, len)
+}
+
+/// The last `n` lines of the first `len` bytes of `file`.
+pub fn last_lines_until(file: &mut File, n: usize, len: u64) -> io::Result<Vec<u8>> {
     if n == 0 || len == 0 {
         return Ok(Vec::new());
     }
@@ -510,17 +515,57 @@ impl Followed {
     }
 }
 
-/// Follows `paths` from their current ends (the caller printed the last
-/// lines already), writing new output to `out` every `interval` until
-/// `stop` says so. With several files, a `==> file <==` header precedes
-/// output from a file other than the last one printed. Notes (truncated,
-/// rotated) go to stderr.
+/// Follows `paths` from their current ends, writing new output to `out`
+/// every `interval` until `stop` says so. With several files, a
+/// `==> file <==` header precedes output from a file other than the last
+/// one printed. Notes (truncated, rotated) go to stderr.
 pub fn follow(
     paths: &[PathBuf],
     out: &mut dyn Write,
     interval: Duration,
     stop: &dyn Fn() -> bool,
 ) -> Result<()> {
+    let mut followed = open_at_end(paths)?;
+    follow_loop(&mut followed, out, interval, stop)
+}
+
+/// `tail -n N -F`: the last `n` lines of each file, then what is appended
+/// after. The files' ends are taken once, before printing, so nothing
+/// written meanwhile is lost or printed twice. Files that do not exist yet
+/// are waited for.
+pub fn tail_and_follow(
+    paths: &[PathBuf],
+    n: usize,
+    out: &mut dyn Write,
+    interval: Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<()> {
+    let mut followed = open_at_end(paths)?;
+    let mut first = true;
+    for f in followed.iter_mut() {
+        let Some(file) = f.file.as_mut() else {
+            eprintln!("nixproc: waiting for {} to appear", f.path.display());
+            continue;
+        };
+        if paths.len() > 1 {
+            if !first {
+                writeln!(out)?;
+            }
+            writeln!(out, "==> {} <==", f.path.display())?;
+        }
+        first = false;
+        let bytes = last_lines_until(file, n, f.pos)
+            .with_context(|| format!("reading {}", f.path.display()))?;
+        out.write_all(&bytes)?;
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    follow_loop(&mut followed, out, interval, stop)
+}
+
+fn open_at_end(paths: &[PathBuf]) -> Result<Vec<Followed>> {
     let mut followed: Vec<Followed> = paths
         .iter()
         .map(|p| Followed {
@@ -534,7 +579,17 @@ pub fn follow(
         f.open(false)
             .with_context(|| format!("opening {}", f.path.display()))?;
     }
-    let mut last_shown = paths.len().saturating_sub(1);
+    Ok(followed)
+}
+
+fn follow_loop(
+    followed: &mut [Followed],
+    out: &mut dyn Write,
+    interval: Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<()> {
+    let several = followed.len() > 1;
+    let mut last_shown = followed.len().saturating_sub(1);
     loop {
         for (i, f) in followed.iter_mut().enumerate() {
             let mut notes = Vec::new();
@@ -547,7 +602,7 @@ pub fn follow(
             if bytes.is_empty() {
                 continue;
             }
-            if paths.len() > 1 && i != last_shown {
+            if several && i != last_shown {
                 writeln!(out, "\n==> {} <==", f.path.display())?;
                 last_shown = i;
             }
@@ -969,6 +1024,30 @@ mod tests {
             .open(p)
             .unwrap();
         f.write_all(s.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn tail_and_follow_loses_nothing_written_in_between() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("web.log");
+        fs::write(&log, "a\nb\nc\n").unwrap();
+        let out = Shared::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (paths, mut out, stop) = (vec![log.clone()], out.clone(), stop.clone());
+            std::thread::spawn(move || {
+                tail_and_follow(&paths, 2, &mut out, Duration::from_millis(10), &|| {
+                    stop.load(Ordering::SeqCst)
+                })
+            })
+        };
+        out.wait_for("b\nc\n");
+        // appended right after the last lines showed: printed once
+        append(&log, "d\n");
+        out.wait_for("d\n");
+        stop.store(true, Ordering::SeqCst);
+        handle.join().unwrap().unwrap();
+        assert_eq!(out.text(), "b\nc\nd\n");
     }
 
     #[test]

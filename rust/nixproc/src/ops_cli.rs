@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use nixproc::deploy::{activator_for, read_manifest, readiness, ActivatorConfig};
 use nixproc::generations::Profile;
-use nixproc::logs::{follow, log_source, print_last_lines, LogSource};
+use nixproc::logs::{log_source, print_last_lines, tail_and_follow, LogSource};
 use nixproc::status::{inspect_all, render_table, Check, Readiness, SystemInspect};
 use nixproc_core::manifest::{InstanceEntry, Manifest};
 
@@ -215,17 +215,17 @@ pub fn logs(cmd: LogsCmd) -> Result<ExitCode> {
     };
     let result = (|| -> Result<()> {
         let mut out = std::io::stdout().lock();
-        if cmd.follow && files.iter().all(|f| !f.exists()) {
-            for f in &files {
-                eprintln!("nixproc: waiting for {} to appear", f.display());
-            }
-        } else {
-            print_last_lines(&files, cmd.lines, &mut out)?;
-        }
         if cmd.follow {
-            follow(&files, &mut out, Duration::from_millis(250), &|| false)?;
+            tail_and_follow(
+                &files,
+                cmd.lines,
+                &mut out,
+                Duration::from_millis(250),
+                &|| false,
+            )
+        } else {
+            print_last_lines(&files, cmd.lines, &mut out)
         }
-        Ok(())
     })();
     match result {
         Err(e) if broken_pipe(&e) => Ok(ExitCode::SUCCESS),

@@ -337,6 +337,17 @@ pub fn inspect_instance(
     let (state, state_detail) = match act.status(profile, inst) {
         Ok(InstanceStatus::Running) => ("running", None),
         Ok(InstanceStatus::Stopped) => ("stopped", None),
+        // LSB init scripts: 1 = dead with a PID file left, 2 = dead with
+        // a lock file left; not running either way.
+        Ok(InstanceStatus::Unknown {
+            code: Some(code @ (1 | 2)),
+        }) if matches!(inst.backend, Backend::Sysvinit { .. }) => (
+            "stopped",
+            Some(format!(
+                "dead, but its {} file remains (LSB status {code})",
+                if code == 1 { "PID" } else { "lock" }
+            )),
+        ),
         Ok(InstanceStatus::Unknown { code }) => (
             "unknown",
             Some(match code {
@@ -671,6 +682,36 @@ mod tests {
             );
             assert_eq!((r.pid, r.uptime_seconds), (None, None));
         }
+    }
+
+    #[test]
+    fn dead_sysvinit_instances_with_a_pid_file_left_are_stopped() {
+        let mut io = Fake::new(RecordingRunner::new());
+        io.files.insert("/s/run/web.pid".into(), "77".into());
+        let r = inspect_instance(
+            Path::new("/p"),
+            &sysv("web"),
+            &act(&[("web", Ok(InstanceStatus::Unknown { code: Some(1) }))]),
+            &config(),
+            &io,
+            &no_probe,
+        );
+        assert_eq!(r.state, "stopped");
+        assert_eq!(
+            r.state_detail.as_deref(),
+            Some("dead, but its PID file remains (LSB status 1)")
+        );
+        assert_eq!(r.pid, None);
+        // other backends' codes mean what their activator says
+        let r = inspect_instance(
+            Path::new("/p"),
+            &supervisord("web"),
+            &act(&[("web", Ok(InstanceStatus::Unknown { code: Some(1) }))]),
+            &config(),
+            &Fake::new(RecordingRunner::new()),
+            &no_probe,
+        );
+        assert_eq!(r.state, "unknown");
     }
 
     #[test]
