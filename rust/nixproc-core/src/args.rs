@@ -6,14 +6,36 @@
 //! silently ignored setting.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::value::Value;
 
 pub struct Args<'a> {
-    map: &'a BTreeMap<String, Value>,
-    known: RefCell<BTreeSet<String>>,
+    /// The map's entries in key order, so a read finds its entry's index by
+    /// binary search and marks it without allocating.
+    entries: Vec<(&'a str, &'a Value)>,
+    known: RefCell<Known>,
+}
+
+/// The keys readers asked for: a flag per entry of the map, plus the names
+/// asked for that the map does not have (only needed for the "did you mean"
+/// hint), packed into one string.
+struct Known {
+    present: Vec<bool>,
+    absent: String,
+    absent_ends: Vec<usize>,
+}
+
+impl Known {
+    fn absent(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.absent_ends.iter().map(move |&end| {
+            let k = &self.absent[start..end];
+            start = end;
+            k
+        })
+    }
 }
 
 fn wrong(attr: &str, expected: &str, v: &Value) -> Error {
@@ -42,8 +64,12 @@ impl<'a> Args<'a> {
     pub fn new(v: &'a Value, what: &str) -> Result<Self> {
         match v {
             Value::Attrs(map) => Ok(Args {
-                map,
-                known: RefCell::new(BTreeSet::new()),
+                entries: map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+                known: RefCell::new(Known {
+                    present: vec![false; map.len()],
+                    absent: String::new(),
+                    absent_ends: Vec::new(),
+                }),
             }),
             other => Err(wrong(what, "a set", other)),
         }
@@ -52,16 +78,32 @@ impl<'a> Args<'a> {
     /// Marks keys as accepted without reading them (e.g. keys the Nix layer
     /// consumes itself and passes along).
     pub fn allow(&self, keys: &[&str]) {
-        let mut k = self.known.borrow_mut();
         for key in keys {
-            k.insert((*key).to_string());
+            self.mark(key);
+        }
+    }
+
+    /// Marks `key` as known; the map's value for it, if any.
+    fn mark(&self, key: &str) -> Option<&'a Value> {
+        let mut known = self.known.borrow_mut();
+        // `String`'s order is `str`'s, so the entries are sorted by `str`.
+        match self.entries.binary_search_by(|(k, _)| (*k).cmp(key)) {
+            Ok(i) => {
+                known.present[i] = true;
+                Some(self.entries[i].1)
+            }
+            Err(_) => {
+                known.absent.push_str(key);
+                let end = known.absent.len();
+                known.absent_ends.push(end);
+                None
+            }
         }
     }
 
     /// The raw value; `null` counts as absent.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.known.borrow_mut().insert(key.to_string());
-        match self.map.get(key) {
+        match self.mark(key) {
             None | Some(Value::Null) => None,
             Some(v) => Some(v),
         }
@@ -157,12 +199,21 @@ impl<'a> Args<'a> {
     /// Rejects every key no reader asked for.
     pub fn finish(self) -> Result<()> {
         let known = self.known.into_inner();
-        match self.map.keys().find(|k| !known.contains(*k)) {
+        match known.present.iter().position(|p| !p) {
             None => Ok(()),
-            Some(bad) => Err(Error::Unknown {
-                attr: bad.clone(),
-                hint: suggestion(bad, known.iter().map(String::as_str)),
-            }),
+            Some(i) => {
+                let bad = self.entries[i].0;
+                let read = self
+                    .entries
+                    .iter()
+                    .zip(&known.present)
+                    .filter(|(_, p)| **p)
+                    .map(|((k, _), _)| *k);
+                Err(Error::Unknown {
+                    attr: bad.to_string(),
+                    hint: suggestion(bad, read.chain(known.absent())),
+                })
+            }
         }
     }
 }
@@ -208,6 +259,39 @@ mod tests {
             e.to_string(),
             "unknown parameter 'runlevel' (did you mean 'runlevels'?)"
         );
+    }
+
+    #[test]
+    fn hint_comes_from_read_keys_present_or_absent() {
+        // `nmae` is unknown; `name` was read and is present, `names` was
+        // read and is absent; repeated and allowed reads change nothing.
+        let v = attrs([("name", "x".into()), ("nmae", "y".into())]);
+        let a = Args::new(&v, "arg").unwrap();
+        a.opt_str("name").unwrap();
+        a.opt_str("name").unwrap();
+        a.opt_str("names").unwrap();
+        a.allow(&["zzzz"]);
+        let e = a.finish().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown parameter 'nmae' (did you mean 'name'?)"
+        );
+    }
+
+    #[test]
+    fn first_unread_key_in_order_is_reported_and_allow_marks() {
+        let v = attrs([("b", 1.into()), ("a", 1.into()), ("c", 1.into())]);
+        let a = Args::new(&v, "arg").unwrap();
+        a.allow(&["a"]);
+        a.opt_int("c").unwrap();
+        // Both read keys are one edit away: the smaller name wins the tie.
+        assert_eq!(
+            a.finish().unwrap_err().to_string(),
+            "unknown parameter 'b' (did you mean 'a'?)"
+        );
+        let a = Args::new(&v, "arg").unwrap();
+        a.allow(&["a", "b", "c"]);
+        a.finish().unwrap();
     }
 
     #[test]

@@ -84,12 +84,13 @@ impl PackageSpec {
                 ])
             })
             .collect();
-        let manifest = serde_json::to_value(&self.manifest).expect("manifest serializes");
+        // Straight into a Value: the same as a serde_json round trip.
+        let manifest = crate::value::to_value(&self.manifest).expect("manifest serializes");
         attrs([
             ("name", Value::str(&self.name)),
             ("files", Value::List(files)),
             ("links", Value::List(links)),
-            ("manifest", Value::from_json(&manifest)),
+            ("manifest", manifest),
             ("passthru", Value::Attrs(self.passthru.clone())),
         ])
     }
@@ -116,4 +117,111 @@ pub fn revision(files: &[FileSpec], links: &[LinkSpec]) -> String {
         field(b"G", l.target.as_bytes());
     }
     hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agnostic::{create_managed_process, BACKENDS};
+
+    /// Composition parameters some backend requires.
+    const COMPOSITION: &[(&str, &str)] = &[
+        ("initFunctions", "/nix/store/ccc-init-functions"),
+        (
+            "foregroundProxy",
+            "/nix/store/ddd-nixproc-builder foreground-proxy",
+        ),
+        ("daemonize", "/nix/store/ddd-nixproc-builder daemonize"),
+        ("dockerBaseImage", "/nix/store/eee-base.tar"),
+        ("shell", "/bin/sh"),
+    ];
+
+    fn webapp(backend: &str, foreground: bool) -> Value {
+        let keys = crate::agnostic::backend(backend).unwrap().composition_keys;
+        let mut all: Vec<(&str, Value)> = COMPOSITION
+            .iter()
+            .filter(|(k, _)| keys.contains(k))
+            .map(|(k, v)| (*k, Value::str(*v)))
+            .collect();
+        let hostile = "it's \"$(id)\" `id`\n%; \\ ünï";
+        all.extend([
+            ("name", Value::str("webapp")),
+            ("instanceName", Value::str("webapp")),
+            ("processManager", Value::str(backend)),
+            ("description", Value::str(hostile)),
+            ("process", Value::str("/nix/store/aaa-webapp/bin/webapp")),
+            (
+                "environment",
+                attrs([("PORT", Value::Int(5000)), ("X", Value::str(hostile))]),
+            ),
+            (
+                "state",
+                attrs([
+                    (
+                        "uploads",
+                        attrs([
+                            ("type", Value::str("directory")),
+                            ("path", Value::str("/var/lib/webapp/uploads")),
+                        ]),
+                    ),
+                    (
+                        "db",
+                        attrs([
+                            ("type", Value::str("postgresql-database")),
+                            ("database", Value::str("webapp")),
+                            ("host", Value::str("/run/postgresql")),
+                            ("port", Value::Int(5432)),
+                        ]),
+                    ),
+                ]),
+            ),
+            (
+                "readiness",
+                attrs([
+                    (
+                        "checks",
+                        Value::List(vec![attrs([
+                            ("type", Value::str("http")),
+                            ("url", Value::str("http://127.0.0.1:5000/")),
+                        ])]),
+                    ),
+                    ("timeout", Value::Int(5)),
+                ]),
+            ),
+        ]);
+        // cygrunsrv cannot switch users (Windows accounts).
+        if backend != "cygrunsrv" {
+            all.push(("user", Value::str("webapp")));
+        }
+        if foreground {
+            all.push((
+                "foregroundProcess",
+                Value::str("/nix/store/aaa-webapp/bin/webapp"),
+            ));
+        } else {
+            all.push(("daemonExtraArgs", Value::List(vec![Value::str("-D")])));
+        }
+        attrs(all)
+    }
+
+    /// The manifest goes straight into a `Value` now; it must be exactly
+    /// what the former serde_json round trip produced, for every backend.
+    #[test]
+    fn manifest_value_equals_the_serde_json_round_trip() {
+        for def in BACKENDS {
+            for foreground in [false, true] {
+                let spec = create_managed_process(&webapp(def.name, foreground))
+                    .unwrap_or_else(|e| panic!("{}: {e}", def.name));
+                assert!(spec.manifest.state.is_some() && spec.manifest.readiness.is_some());
+                let json = serde_json::to_value(&spec.manifest).unwrap();
+                let v = spec.to_value();
+                assert_eq!(
+                    v.as_attrs().unwrap()["manifest"],
+                    Value::from_json(&json),
+                    "{} (foreground: {foreground})",
+                    def.name
+                );
+            }
+        }
+    }
 }
