@@ -213,20 +213,18 @@ pub fn logs(cmd: LogsCmd) -> Result<ExitCode> {
             });
         }
     };
-    let result = (|| -> Result<()> {
-        let mut out = std::io::stdout().lock();
-        if cmd.follow {
-            tail_and_follow(
-                &files,
-                cmd.lines,
-                &mut out,
-                Duration::from_millis(250),
-                &|| false,
-            )
-        } else {
-            print_last_lines(&files, cmd.lines, &mut out)
-        }
-    })();
+    let mut out = std::io::stdout().lock();
+    let result = if cmd.follow {
+        tail_and_follow(
+            &files,
+            cmd.lines,
+            &mut out,
+            Duration::from_millis(250),
+            &|| false,
+        )
+    } else {
+        print_last_lines(&files, cmd.lines, &mut out)
+    };
     match result {
         Err(e) if broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e),
