@@ -67,8 +67,10 @@ impl<'a> Args<'a> {
                 entries: map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
                 known: RefCell::new(Known {
                     present: vec![false; map.len()],
-                    absent: String::new(),
-                    absent_ends: Vec::new(),
+                    // Most optional keys are absent: room for a typical
+                    // generator's reads without growing.
+                    absent: String::with_capacity(512),
+                    absent_ends: Vec::with_capacity(48),
                 }),
             }),
             other => Err(wrong(what, "a set", other)),

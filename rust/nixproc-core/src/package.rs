@@ -29,6 +29,15 @@ impl FileSpec {
             ("mode", Value::Int(i64::from(self.mode))),
         ])
     }
+
+    /// [`FileSpec::to_value`] without copying the text.
+    pub fn into_value(self) -> Value {
+        attrs([
+            ("path", Value::str(self.path)),
+            ("text", Value::str(self.text)),
+            ("mode", Value::Int(i64::from(self.mode))),
+        ])
+    }
 }
 
 /// A symbolic link inside the package output.
@@ -84,14 +93,53 @@ impl PackageSpec {
                 ])
             })
             .collect();
+        Self::assemble(
+            Value::str(&self.name),
+            files,
+            links,
+            &self.manifest,
+            self.passthru.clone(),
+        )
+    }
+
+    /// [`PackageSpec::to_value`] without copying the files' text: for a
+    /// spec that is no longer needed (a primop's result).
+    pub fn into_value(self) -> Value {
+        let files = self.files.into_iter().map(FileSpec::into_value).collect();
+        let links = self
+            .links
+            .into_iter()
+            .map(|l| {
+                attrs([
+                    ("path", Value::str(l.path)),
+                    ("target", Value::str(l.target)),
+                ])
+            })
+            .collect();
+        Self::assemble(
+            Value::str(self.name),
+            files,
+            links,
+            &self.manifest,
+            self.passthru,
+        )
+    }
+
+    fn assemble(
+        name: Value,
+        files: Vec<Value>,
+        links: Vec<Value>,
+        manifest: &InstanceEntry,
+        passthru: BTreeMap<String, Value>,
+    ) -> Value {
         // Straight into a Value: the same as a serde_json round trip.
-        let manifest = crate::value::to_value(&self.manifest).expect("manifest serializes");
+        let manifest = crate::value::to_value(manifest).expect("manifest serializes");
         attrs([
-            ("name", Value::str(&self.name)),
+            ("name", name),
             ("files", Value::List(files)),
             ("links", Value::List(links)),
             ("manifest", manifest),
-            ("passthru", Value::Attrs(self.passthru.clone())),
+            ("passthru", Value::Attrs(passthru)),
         ])
     }
 }
@@ -215,6 +263,7 @@ mod tests {
                 assert!(spec.manifest.state.is_some() && spec.manifest.readiness.is_some());
                 let json = serde_json::to_value(&spec.manifest).unwrap();
                 let v = spec.to_value();
+                assert_eq!(spec.clone().into_value(), v);
                 assert_eq!(
                     v.as_attrs().unwrap()["manifest"],
                     Value::from_json(&json),
