@@ -201,12 +201,22 @@ fn activator(process_manager: &str, p: &ProfileOpts, dirs: &DirOpts) -> Result<B
 }
 
 fn activator_config(p: &ProfileOpts, dirs: &DirOpts) -> Result<ActivatorConfig> {
+    activator_config_for(dirs, p.runlevel, p.user, p.enable_at_boot)
+}
+
+/// The activator configuration for these state dirs and backend options.
+pub(crate) fn activator_config_for(
+    dirs: &DirOpts,
+    runlevel: u32,
+    user: bool,
+    enable_at_boot: bool,
+) -> Result<ActivatorConfig> {
     Ok(ActivatorConfig {
         state: state_dirs(dirs)?,
         force_disable_user_change: dirs.force_disable_user_change,
-        runlevel: p.runlevel,
-        systemd_user: p.user,
-        enable_at_boot: p.enable_at_boot,
+        runlevel,
+        systemd_user: user,
+        enable_at_boot,
     })
 }
 
@@ -297,7 +307,9 @@ fn activate(
         dirs.force_disable_user_change,
         &say,
     );
+    let progress = nixproc::deploy::progress_tty::auto();
     let sw = Switch::new(profile, act)
+        .progress(progress.as_ref())
         .old_profile(p.old_profile.clone())
         .lock_mode(if p.no_wait {
             LockMode::NoWait

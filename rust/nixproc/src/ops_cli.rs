@@ -16,7 +16,7 @@ use nixproc::logs::{log_source, print_last_lines, tail_and_follow, LogSource};
 use nixproc::status::{inspect_all, render_table, Check, Readiness, SystemInspect};
 use nixproc_core::manifest::{InstanceEntry, Manifest};
 
-use crate::cli::{DirOpts, ProfileOpts, StateSwitchOpts};
+use crate::cli::DirOpts;
 
 /// Which deployment: the profile, its process manager and state dirs.
 #[derive(Debug, Clone, Args)]
@@ -68,25 +68,6 @@ pub struct LogsCmd {
     pub target: TargetOpts,
 }
 
-/// The profile options `profile_for` and `activator_config` take (they
-/// belong to `switch`; only the ones naming the deployment matter here).
-fn profile_opts(t: &TargetOpts) -> ProfileOpts {
-    ProfileOpts {
-        profile: t.profile.clone(),
-        profile_dir: t.profile_dir.clone(),
-        old_profile: None,
-        runlevel: t.runlevel,
-        user: t.user,
-        enable_at_boot: false,
-        dry_run: false,
-        json: false,
-        no_restart_dependents: false,
-        no_wait: false,
-        jobs: 1,
-        state: StateSwitchOpts::default(),
-    }
-}
-
 /// The deployment `t` names: its current generation's store path and
 /// manifest, and the activator configuration.
 struct Deployed {
@@ -99,8 +80,7 @@ struct Deployed {
 }
 
 fn deployed(t: &TargetOpts) -> Result<Deployed> {
-    let po = profile_opts(t);
-    let profile = crate::profile_for(&po, &t.dirs)?;
+    let profile = crate::profile_at(&t.profile, t.profile_dir.as_deref(), &t.dirs)?;
     let generation = profile.current()?.with_context(|| {
         format!(
             "nothing is deployed on profile {} (it has no generation yet)",
@@ -113,7 +93,7 @@ fn deployed(t: &TargetOpts) -> Result<Deployed> {
         .clone()
         .unwrap_or_else(|| manifest.process_manager.clone());
     Ok(Deployed {
-        config: crate::activator_config(&po, &t.dirs)?,
+        config: crate::activator_config_for(&t.dirs, t.runlevel, t.user, false)?,
         profile,
         generation: generation.number,
         store_path: generation.store_path,

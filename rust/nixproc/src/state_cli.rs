@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use nixproc::deploy::{activator_for, read_manifest, Activator, ActivatorConfig};
+use nixproc::deploy::{activator_for, read_manifest, Activator};
 use nixproc::generations::{Generation, Profile};
 use nixproc::stateful::StateConfig;
 use nixproc_core::lifecycle::{Consistency, StateSpec, StateUnit, UnitKind};
@@ -309,13 +309,7 @@ fn needs_stop(unit: &StateUnit) -> bool {
 }
 
 fn activator(c: &Common, d: &Deployed) -> Result<Box<dyn Activator>> {
-    let cfg = ActivatorConfig {
-        state: crate::state_dirs(&c.dirs)?,
-        force_disable_user_change: c.dirs.force_disable_user_change,
-        runlevel: 3,
-        systemd_user: false,
-        enable_at_boot: false,
-    };
+    let cfg = crate::activator_config_for(&c.dirs, 3, false, false)?;
     activator_for(&d.process_manager, &cfg)
 }
 
