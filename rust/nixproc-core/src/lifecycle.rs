@@ -329,7 +329,8 @@ fn check_unit_name(attr: &str, name: &str) -> Result<()> {
 }
 
 fn absolute(attr: &str, p: String) -> Result<String> {
-    if p.starts_with('/') && !p.split('/').any(|c| c == "..") && !p.trim_end_matches('/').is_empty() {
+    if p.starts_with('/') && !p.split('/').any(|c| c == "..") && !p.trim_end_matches('/').is_empty()
+    {
         Ok(p)
     } else {
         Err(Error::invalid(

@@ -3,6 +3,7 @@
 //! means adding a line here, never touching C++.
 
 use crate::error::Result;
+use crate::package::PackageSpec;
 use crate::value::Value;
 
 pub struct PrimOp {
@@ -20,7 +21,7 @@ pub static PRIMOPS: &[PrimOp] = &[
               from nix-processmgmt's createSystemVInitScript parameters.",
         fun: |v| {
             crate::lifecycle::generate(v, crate::sysvinit::create_systemv_init_script)
-                .map(|p| p.to_value())
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
@@ -28,7 +29,7 @@ pub static PRIMOPS: &[PrimOp] = &[
         doc: "Generate a process package for `processManager` from nix-processmgmt's \
               process-manager-agnostic parameters (createManagedProcess), with \
               `overrides.<pm>` attrsets deep-merged into the translated arguments.",
-        fun: |v| crate::agnostic::create_managed_process(v).map(|p| p.to_value()),
+        fun: |v| crate::agnostic::create_managed_process(v).map(PackageSpec::into_value),
     },
     PrimOp {
         name: "nixprocTranslateManagedProcess",
@@ -41,7 +42,7 @@ pub static PRIMOPS: &[PrimOp] = &[
         doc: "Generate a supervisord program package (conf.d/<name>.conf).",
         fun: |v| {
             crate::lifecycle::generate(v, crate::supervisord::create_supervisord_program)
-                .map(|p| p.to_value())
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
@@ -49,21 +50,23 @@ pub static PRIMOPS: &[PrimOp] = &[
         doc: "Generate a systemd service unit package.",
         fun: |v| {
             crate::lifecycle::generate(v, crate::systemd::create_systemd_service)
-                .map(|p| p.to_value())
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
         name: "createS6RCService",
         doc: "Generate an s6-rc service (longrun, oneshot or bundle) in s6-rc source format.",
         fun: |v| {
-            crate::lifecycle::generate(v, crate::s6rc::create_s6rc_service).map(|p| p.to_value())
+            crate::lifecycle::generate(v, crate::s6rc::create_s6rc_service)
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
         name: "createBSDRCScript",
         doc: "Generate a FreeBSD rc.d script package (etc/rc.d/<name>).",
         fun: |v| {
-            crate::lifecycle::generate(v, crate::bsdrc::create_bsdrc_script).map(|p| p.to_value())
+            crate::lifecycle::generate(v, crate::bsdrc::create_bsdrc_script)
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
@@ -71,7 +74,7 @@ pub static PRIMOPS: &[PrimOp] = &[
         doc: "Generate a launchd property list package (Library/LaunchDaemons/<Label>.plist).",
         fun: |v| {
             crate::lifecycle::generate(v, crate::launchd::create_launchd_daemon)
-                .map(|p| p.to_value())
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
@@ -79,7 +82,7 @@ pub static PRIMOPS: &[PrimOp] = &[
         doc: "Generate a cygrunsrv parameters package (<prefix><name>-cygrunsrvparams).",
         fun: |v| {
             crate::lifecycle::generate(v, crate::cygrunsrv::create_cygrunsrv_params)
-                .map(|p| p.to_value())
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
@@ -87,7 +90,7 @@ pub static PRIMOPS: &[PrimOp] = &[
         doc: "Generate a docker container package (settings, create parameters, priority).",
         fun: |v| {
             crate::lifecycle::generate(v, crate::docker::create_docker_container)
-                .map(|p| p.to_value())
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {
@@ -95,7 +98,7 @@ pub static PRIMOPS: &[PrimOp] = &[
         doc: "Generate a Dysnomia process component (etc/dysnomia/process/<name>) for Disnix.",
         fun: |v| {
             crate::lifecycle::generate(v, crate::disnix::create_process_script)
-                .map(|p| p.to_value())
+                .map(PackageSpec::into_value)
         },
     },
     PrimOp {

@@ -5,5 +5,5 @@ pub mod id_assign;
 pub mod lock;
 pub mod logs;
 pub mod state_dirs;
-pub mod status;
 pub mod stateful;
+pub mod status;
