@@ -69,6 +69,22 @@ pub struct RunAs {
     pub home: Option<PathBuf>,
 }
 
+impl RunAs {
+    /// Makes `cmd` run as this account: its uid and gid when that is
+    /// another account than ours (std then drops the supplementary
+    /// groups), and its `USER`, `LOGNAME` and `HOME`.
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        if self.uid != rustix::process::geteuid().as_raw() {
+            cmd.uid(self.uid).gid(self.gid);
+        }
+        cmd.env("USER", &self.user).env("LOGNAME", &self.user);
+        if let Some(h) = &self.home {
+            cmd.env("HOME", h);
+        }
+    }
+}
+
 /// What to snapshot.
 pub struct SnapshotRequest<'a> {
     pub instance: &'a str,

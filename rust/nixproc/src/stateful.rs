@@ -469,11 +469,7 @@ impl StatefulHooks<'_> {
             .arg(migrate)
             .env("NIXPROC_INSTANCE", &inst.name);
         if let Some(r) = self.run_as(inst)? {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(r.uid).gid(r.gid).env("USER", &r.user);
-            if let Some(h) = &r.home {
-                cmd.env("HOME", h);
-            }
+            r.apply(&mut cmd);
         }
         let out = cmd
             .output()

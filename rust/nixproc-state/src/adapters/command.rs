@@ -41,11 +41,8 @@ pub fn shell(script: &str, run_as: Option<&RunAs>) -> Process {
     let mut cmd = Process::new("/bin/sh");
     cmd.arg("-c").arg(script);
     if let Some(r) = run_as {
-        cmd.uid(r.uid).gid(r.gid).current_dir("/");
-        cmd.env("USER", &r.user).env("LOGNAME", &r.user);
-        if let Some(h) = &r.home {
-            cmd.env("HOME", h);
-        }
+        r.apply(&mut cmd);
+        cmd.current_dir("/");
         if rustix::process::geteuid().is_root() {
             // SAFETY: after fork, before exec: one system call, no
             // allocation, no locks.

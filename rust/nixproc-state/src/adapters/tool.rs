@@ -4,7 +4,6 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,13 +154,7 @@ impl Cmd {
             c.env(k, v);
         }
         if let Some(r) = ctx.run_as {
-            if r.uid != rustix::process::geteuid().as_raw() {
-                c.uid(r.uid).gid(r.gid);
-            }
-            c.env("USER", &r.user).env("LOGNAME", &r.user);
-            if let Some(h) = &r.home {
-                c.env("HOME", h);
-            }
+            r.apply(&mut c);
         }
         let mut text = None;
         match &self.stdin {
