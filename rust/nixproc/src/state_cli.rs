@@ -29,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use nixproc::deploy::{activator_for, read_manifest, Activator};
 use nixproc::generations::{Generation, Profile};
-use nixproc::stateful::StateConfig;
+use nixproc::stateful::{short, StateConfig};
 use nixproc_core::lifecycle::{Consistency, StateSpec, StateUnit, UnitKind};
 use nixproc_core::manifest::InstanceEntry;
 use nixproc_state::store::GcReport;
@@ -404,10 +404,6 @@ fn snapshot(s: SnapshotCmd) -> Result<ExitCode> {
     let m = taken?;
     println!("{}", m.id);
     Ok(ExitCode::SUCCESS)
-}
-
-fn short(rev: &str) -> &str {
-    &rev[..rev.len().min(12)]
 }
 
 fn total_size(m: &SnapshotManifest) -> u64 {

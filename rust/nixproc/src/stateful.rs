@@ -601,7 +601,8 @@ fn lookup_user(user: &str) -> Result<RunAs> {
     })
 }
 
-fn short(rev: &str) -> &str {
+/// A revision digest shortened for messages and listings.
+pub fn short(rev: &str) -> &str {
     &rev[..rev.len().min(12)]
 }
 
