@@ -193,6 +193,13 @@ fn supervisord_stateless_runs_in_the_foreground_until_terminated() {
         .arg(model())
         .spawn()
         .expect("nixproc supervisord-stateless starts");
+    // supervisord starts every program at once (no readiness in stateless
+    // mode): nginx may answer 502 until the webapps listen.
+    for host in ["webapp1.local", "webapp2.local"] {
+        eventually(WAIT, "nginx reaches the webapps", || {
+            matches!(http_get(p.nginx, host, WAIT), Some((200, _)))
+        });
+    }
     answers(p.nginx, "webapp1.local", "webapp1");
     answers(p.nginx, "webapp2.local", "webapp2");
     let pids = [listener(p.webapp1), listener(p.webapp2), listener(p.nginx)];
